@@ -1,0 +1,253 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Range algebra for ranged memory failure.
+//!
+//! Everything here is pure: no allocation, no locking, no kernel or `std` API, no panics and
+//! no unchecked arithmetic. The kernel includes this file as a module of
+//! `mm/dev_pagemap_failure.rs`; the host crate in `tools/testing/dev_pagemap_failure/`
+//! compiles the very same file with `#[path]` and tests it against a naive model, thousands of
+//! cases a second.
+//!
+//! A [`Range`] is half-open, `[start, end)`, and never empty. Its unit is whatever the caller
+//! uses consistently (bytes of a dax_device, or page frame numbers). The last value `u64::MAX`
+//! itself cannot be inside a range; no device or pfn space reaches it, and this keeps every
+//! length representable in a `u64`.
+
+use core::cmp::{max, min};
+
+/// Why a range could not be built or converted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RangeError {
+    /// The range would hold nothing (zero length, or `end <= start`).
+    Empty,
+    /// `start + len`, or a unit conversion, does not fit in a `u64`.
+    Overflow,
+    /// A bound is not a multiple of the unit being converted to.
+    Unaligned,
+}
+
+/// A non-empty half-open range `[start, end)`.
+///
+/// # Invariants
+///
+/// `start < end`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Range {
+    start: u64,
+    end: u64,
+}
+
+impl Range {
+    /// Creates `[start, end)`; fails with [`RangeError::Empty`] unless `start < end`.
+    pub const fn new(start: u64, end: u64) -> Result<Self, RangeError> {
+        if start < end {
+            // INVARIANT: checked just above.
+            Ok(Self { start, end })
+        } else {
+            Err(RangeError::Empty)
+        }
+    }
+
+    /// Creates `[start, start + len)`, checking for a zero length and for overflow.
+    pub const fn from_len(start: u64, len: u64) -> Result<Self, RangeError> {
+        if len == 0 {
+            return Err(RangeError::Empty);
+        }
+        match start.checked_add(len) {
+            Some(end) => Self::new(start, end),
+            None => Err(RangeError::Overflow),
+        }
+    }
+
+    /// Creates `[first, last]` from inclusive bounds, as in the kernel's `struct range`.
+    pub const fn from_inclusive(first: u64, last: u64) -> Result<Self, RangeError> {
+        if last < first {
+            return Err(RangeError::Empty);
+        }
+        match last.checked_add(1) {
+            Some(end) => Self::new(first, end),
+            None => Err(RangeError::Overflow),
+        }
+    }
+
+    /// The first value in the range.
+    pub const fn start(&self) -> u64 {
+        self.start
+    }
+
+    /// The first value after the range.
+    pub const fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// The number of values in the range; never zero.
+    pub const fn len(&self) -> u64 {
+        // No underflow: `start < end` by the type invariant.
+        self.end - self.start
+    }
+
+    /// The overlap of two ranges, if any.
+    pub fn intersect(&self, other: &Range) -> Option<Range> {
+        Range::new(max(self.start, other.start), min(self.end, other.end)).ok()
+    }
+
+    /// Converts a range of `1 << shift` sized units (e.g. pages) into the finer unit (e.g.
+    /// bytes), failing with [`RangeError::Overflow`] if the result does not fit.
+    pub fn scale_up(&self, shift: u32) -> Result<Range, RangeError> {
+        let start = checked_shl(self.start, shift)?;
+        let end = checked_shl(self.end, shift)?;
+        Range::new(start, end)
+    }
+
+    /// Converts a range of a fine unit (e.g. bytes) into `1 << shift` sized units (e.g.
+    /// pages). Both bounds must be multiples of the unit, otherwise this fails with
+    /// [`RangeError::Unaligned`].
+    pub fn scale_down(&self, shift: u32) -> Result<Range, RangeError> {
+        if shift >= u64::BITS {
+            return Err(RangeError::Overflow);
+        }
+        let mask = (1u64 << shift) - 1;
+        if self.start & mask != 0 || self.end & mask != 0 {
+            return Err(RangeError::Unaligned);
+        }
+        Range::new(self.start >> shift, self.end >> shift)
+    }
+}
+
+/// `value << shift`, or [`RangeError::Overflow`] if any set bit would be shifted out.
+fn checked_shl(value: u64, shift: u32) -> Result<u64, RangeError> {
+    if shift >= u64::BITS || value.leading_zeros() < shift {
+        return Err(RangeError::Overflow);
+    }
+    Ok(value << shift)
+}
+
+/// One piece of a failure range, as produced by [`split`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Segment<T> {
+    /// `range` lies inside the claim owned by `owner`.
+    Claimed {
+        /// The part of the failure range inside the claim.
+        range: Range,
+        /// The claim's owner, as given to [`split`].
+        owner: T,
+    },
+    /// Nobody claims `range`.
+    Unclaimed(Range),
+}
+
+/// The claims handed to [`split`] were not sorted and disjoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnsortedClaims;
+
+/// Splits `failure` into the parts covered by `claims` and the parts nobody claims.
+///
+/// `claims` yields `(range, owner)` pairs sorted by start and pairwise disjoint. It may start
+/// at any claim that ends after `failure.start()` (claims entirely before the failure are
+/// skipped) and is not consumed past the first claim that starts at or after `failure.end()`.
+///
+/// The segments come in ascending order, cover `failure` exactly once, and no two adjacent
+/// segments are both unclaimed. Each claim yields at most one segment, so dispatching the
+/// segments makes one call per claim. If the claims turn out not to be sorted and disjoint the
+/// iterator yields `Err(UnsortedClaims)` once and then ends.
+pub fn split<T, I>(failure: Range, claims: I) -> Split<T, I::IntoIter>
+where
+    I: IntoIterator<Item = (Range, T)>,
+{
+    Split {
+        failure,
+        next: failure.start,
+        prev_claim_end: 0,
+        pending: None,
+        claims: claims.into_iter(),
+        done: false,
+    }
+}
+
+/// The iterator returned by [`split`].
+pub struct Split<T, I> {
+    failure: Range,
+    /// The first value of `failure` not yet yielded.
+    next: u64,
+    /// The end of the last claim taken from `claims`, to check their order.
+    prev_claim_end: u64,
+    /// A claim taken from `claims` whose segment comes after the gap just yielded.
+    pending: Option<(Range, T)>,
+    claims: I,
+    done: bool,
+}
+
+impl<T, I> Split<T, I>
+where
+    I: Iterator<Item = (Range, T)>,
+{
+    /// Ends the iteration, yielding the unclaimed tail of the failure range if there is one.
+    fn finish(&mut self) -> Option<Result<Segment<T>, UnsortedClaims>> {
+        self.done = true;
+        Range::new(self.next, self.failure.end)
+            .ok()
+            .map(|tail| Ok(Segment::Unclaimed(tail)))
+    }
+
+    fn next_claim(&mut self) -> Option<Result<(Range, T), UnsortedClaims>> {
+        if let Some(claim) = self.pending.take() {
+            return Some(Ok(claim));
+        }
+        let (range, owner) = self.claims.next()?;
+        if range.start < self.prev_claim_end {
+            return Some(Err(UnsortedClaims));
+        }
+        self.prev_claim_end = range.end;
+        Some(Ok((range, owner)))
+    }
+}
+
+impl<T, I> Iterator for Split<T, I>
+where
+    I: Iterator<Item = (Range, T)>,
+{
+    type Item = Result<Segment<T>, UnsortedClaims>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        loop {
+            let (claim, owner) = match self.next_claim() {
+                None => return self.finish(),
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+                Some(Ok(claim)) => claim,
+            };
+            if claim.end <= self.next {
+                // Entirely before what is left of the failure.
+                continue;
+            }
+            if claim.start >= self.failure.end {
+                return self.finish();
+            }
+            if claim.start > self.next {
+                // A gap before this claim; the claim's own segment comes next time.
+                let gap = Range {
+                    start: self.next,
+                    end: claim.start,
+                };
+                self.next = claim.start;
+                self.pending = Some((claim, owner));
+                return Some(Ok(Segment::Unclaimed(gap)));
+            }
+            let end = min(claim.end, self.failure.end);
+            let range = Range {
+                start: self.next,
+                end,
+            };
+            self.next = end;
+            if end == self.failure.end {
+                self.done = true;
+            }
+            return Some(Ok(Segment::Claimed { range, owner }));
+        }
+    }
+}

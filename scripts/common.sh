@@ -1,0 +1,33 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared settings for the build and test scripts.  Sourced, never run.
+#
+# Everything that is downloaded or built lives under $DPF_CACHE, outside the
+# clone, so that a fresh clone on the same machine reuses it and a new
+# machine rebuilds it.
+
+set -euo pipefail
+
+DPF_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DPF_CACHE=${DPF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dev-pagemap-failure}
+DPF_OUT=${DPF_OUT:-$DPF_TOP/out}
+
+# The pinned kernel source: Debian's linux-source-7.3 from trixie-backports.
+KSRC_PKG=linux-source-7.3
+KSRC_VERSION=7.3.4-1~bpo13+1
+KSRC_UPSTREAM=7.3.4
+KSRC_SHA256=703e369ddd4cce971452f5a593ee55df3a5c10c83caf0fa0df039633ed181ee3
+
+# The kernel tree: a git repository whose base commit (tag $KBASE_TAG) is the
+# pristine source and whose HEAD is that plus this project (scripts/tree.sh).
+KTREE=$DPF_CACHE/linux-$KSRC_UPSTREAM
+KBASE_TAG=dpf-base
+KBUILD_DIR=$DPF_CACHE/build			# $KBUILD_DIR/<variant> is O=
+
+# Toolchain (DESIGN.md section 5).
+LLVM_SUFFIX=-19
+BINDGEN_VERSION=0.73.2
+export PATH=$HOME/.cargo/bin:$PATH
+
+log()  { printf '==> %s\n' "$*" >&2; }
+warn() { printf '\n!!! WARNING: %s\n\n' "$*" >&2; }
+die()  { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Lay the project over the pristine kernel source in $KTREE.
+#
+# The result is a commit series on top of the pristine base (tag dpf-base):
+#   1. one commit per patches/new-files/*.txt, adding the project's new files
+#      (each file names the paths it adds on its "Files:" lines);
+#   2. patches/*.patch, the edits to existing upstream files, in order.
+# The series is built with git plumbing in a private index, so the working
+# tree is only touched where the new HEAD differs from the old one, and an
+# unchanged file keeps its timestamp: kbuild rebuilds only what changed.
+# `make patches` exports exactly this series with git format-patch.
+. "$(dirname "$0")/common.sh"
+
+[ -f "$KTREE/.git/dpf-source" ] || die "no kernel source; run 'make source' first"
+cd "$KTREE"
+
+# The directories of this repository that hold files at their kernel path.
+OVERLAY_ROOTS="Documentation drivers fs include mm rust tools"
+
+overlay_files() {
+	git -C "$DPF_TOP" ls-files --cached --others --exclude-standard -- $OVERLAY_ROOTS |
+		while read -r f; do [ -f "$DPF_TOP/$f" ] && echo "$f"; done | sort
+}
+
+# Do not overwrite work somebody did by hand in the kernel tree.
+if ! git diff --quiet HEAD || ! git diff --cached --quiet HEAD; then
+	git status --short | head -20 >&2
+	die "$KTREE has uncommitted changes; commit or discard them (they belong in this repo, not there)"
+fi
+
+export GIT_INDEX_FILE=$KTREE/.git/dpf-index
+export GIT_COMMITTER_NAME="dev_pagemap_failure tree" GIT_COMMITTER_EMAIL="dpf@localhost"
+export GIT_COMMITTER_DATE="@0 +0000"	# same input, same commit ids
+git read-tree "$KBASE_TAG"
+head=$(git rev-parse "$KBASE_TAG^{commit}")
+
+all_files=$(mktemp)
+claimed=$(mktemp)
+msg=$(mktemp)
+info=$(mktemp)
+body=$(mktemp)
+trap 'rm -f "$all_files" "$claimed" "$msg" "$info" "$body" "$GIT_INDEX_FILE"' EXIT
+overlay_files > "$all_files"
+
+# 1. New files, grouped into commits by patches/new-files/*.txt.
+#    Format: "Files: path..." lines, then "---", then the commit message.
+for spec in "$DPF_TOP"/patches/new-files/*.txt; do
+	[ -f "$spec" ] || continue
+	author=$(sed -n 's/^Author: //p' "$spec")
+	[ -n "$author" ] || die "$spec: no 'Author:' line"
+	n=0
+	for path in $(sed -n '/^---$/q; s/^Files: //p' "$spec"); do
+		while read -r f; do
+			case "$f" in "$path"|"$path"/*) ;; *) continue ;; esac
+			grep -qxF "$f" "$claimed" && die "$f is named by two specs in patches/new-files/"
+			git cat-file -e "$KBASE_TAG:$f" 2>/dev/null &&
+				die "$f exists upstream; change it with a patch in patches/, not as a new file"
+			blob=$(git hash-object -w "$DPF_TOP/$f")
+			mode=100644
+			[ -x "$DPF_TOP/$f" ] && mode=100755
+			git update-index --add --cacheinfo "$mode,$blob,$f"
+			echo "$f" >> "$claimed"
+			n=$((n + 1))
+		done < "$all_files"
+	done
+	[ "$n" -gt 0 ] || die "$spec adds no file"
+	sed '1,/^---$/d' "$spec" > "$msg"
+	tree=$(git write-tree)
+	head=$(GIT_AUTHOR_NAME="${author% <*}" GIT_AUTHOR_EMAIL="$(echo "$author" | sed 's/.*<\(.*\)>.*/\1/')" \
+	       GIT_AUTHOR_DATE="@0 +0000" git commit-tree "$tree" -p "$head" -F "$msg")
+done
+
+unclaimed=$(comm -23 "$all_files" <(sort "$claimed"))
+[ -z "$unclaimed" ] || die "files not named by any patches/new-files/*.txt:
+$unclaimed"
+
+# 2. Edits to upstream files, applied to the index only.
+for p in "$DPF_TOP"/patches/*.patch; do
+	[ -f "$p" ] || continue
+	git mailinfo -k "$body" /dev/null < "$p" > "$info"
+	git apply --cached --whitespace=error-all "$p" || die "$(basename "$p") does not apply"
+	subject=$(sed -n 's/^Subject: //p' "$info")
+	{ echo "$subject"; echo; cat "$body"; } > "$msg"
+	tree=$(git write-tree)
+	head=$(GIT_AUTHOR_NAME=$(sed -n 's/^Author: //p' "$info") \
+	       GIT_AUTHOR_EMAIL=$(sed -n 's/^Email: //p' "$info") \
+	       GIT_AUTHOR_DATE=$(sed -n 's/^Date: //p' "$info") \
+	       git commit-tree "$tree" -p "$head" -F "$msg")
+done
+
+unset GIT_INDEX_FILE
+old=$(git rev-parse HEAD)
+if [ "$old" != "$head" ]; then
+	# Only files that differ between the old and the new HEAD are written.
+	git checkout -q -B dpf "$head"
+fi
+git update-ref refs/heads/dpf "$head"
+log "kernel tree: $KTREE at $(git rev-parse --short HEAD) ($(git rev-list --count "$KBASE_TAG..HEAD") commits on $KBASE_TAG)"

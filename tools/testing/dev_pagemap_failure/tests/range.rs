@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Tests of `mm/dev_pagemap_failure/range.rs`: hand-written edge cases, and
+//! property tests against a naive model that walks every unit of a small
+//! universe, placed anywhere in the u64 space (including against u64::MAX).
+
+use dev_pagemap_failure_host::range::{split, Range, RangeError, Segment, UnsortedClaims};
+use proptest::prelude::*;
+
+fn r(start: u64, end: u64) -> Range {
+    Range::new(start, end).unwrap()
+}
+
+fn collect(failure: Range, claims: &[(Range, usize)]) -> Vec<Result<Segment<usize>, UnsortedClaims>> {
+    split(failure, claims.iter().copied()).collect()
+}
+
+#[test]
+fn constructors_reject_empty_and_overflow() {
+    assert_eq!(Range::new(5, 5), Err(RangeError::Empty));
+    assert_eq!(Range::new(6, 5), Err(RangeError::Empty));
+    assert_eq!(Range::from_len(5, 0), Err(RangeError::Empty));
+    assert_eq!(Range::from_len(u64::MAX, 1), Err(RangeError::Overflow));
+    assert_eq!(Range::from_len(1, u64::MAX), Err(RangeError::Overflow));
+    assert_eq!(Range::from_len(0, u64::MAX), Ok(r(0, u64::MAX)));
+    assert_eq!(Range::from_len(u64::MAX - 1, 1), Ok(r(u64::MAX - 1, u64::MAX)));
+    assert_eq!(Range::from_inclusive(0, u64::MAX), Err(RangeError::Overflow));
+    assert_eq!(Range::from_inclusive(7, 6), Err(RangeError::Empty));
+    assert_eq!(Range::from_inclusive(0x1000, 0x1fff), Ok(r(0x1000, 0x2000)));
+    assert_eq!(r(0, u64::MAX).len(), u64::MAX);
+}
+
+#[test]
+fn scaling_is_checked() {
+    assert_eq!(r(1, 2).scale_up(12), Ok(r(4096, 8192)));
+    assert_eq!(r(1, 1 << 52).scale_up(12), Err(RangeError::Overflow));
+    assert_eq!(r(1, 1 << 51).scale_up(12), Ok(r(4096, 1 << 63)));
+    assert_eq!(r(1, 2).scale_up(64), Err(RangeError::Overflow));
+    assert_eq!(r(4096, 8192).scale_down(12), Ok(r(1, 2)));
+    assert_eq!(r(4096, 8193).scale_down(12), Err(RangeError::Unaligned));
+    assert_eq!(r(4095, 8192).scale_down(12), Err(RangeError::Unaligned));
+    assert_eq!(r(0, 4095).scale_down(12), Err(RangeError::Unaligned));
+    assert_eq!(r(0, 4096).scale_down(64), Err(RangeError::Overflow));
+}
+
+#[test]
+fn intersect() {
+    assert_eq!(r(0, 10).intersect(&r(5, 20)), Some(r(5, 10)));
+    assert_eq!(r(0, 10).intersect(&r(10, 20)), None);
+    assert_eq!(r(0, u64::MAX).intersect(&r(3, 4)), Some(r(3, 4)));
+}
+
+#[test]
+fn split_without_claims_is_one_unclaimed_segment() {
+    assert_eq!(collect(r(0, u64::MAX), &[]), vec![Ok(Segment::Unclaimed(r(0, u64::MAX)))]);
+}
+
+#[test]
+fn split_two_claims_and_gaps() {
+    let claims = [(r(10, 20), 1), (r(30, 40), 2)];
+    assert_eq!(
+        collect(r(0, 50), &claims),
+        vec![
+            Ok(Segment::Unclaimed(r(0, 10))),
+            Ok(Segment::Claimed { range: r(10, 20), owner: 1 }),
+            Ok(Segment::Unclaimed(r(20, 30))),
+            Ok(Segment::Claimed { range: r(30, 40), owner: 2 }),
+            Ok(Segment::Unclaimed(r(40, 50))),
+        ]
+    );
+    // Clipped to the failure at both ends, touching claims stay separate.
+    let claims = [(r(0, 20), 1), (r(20, 40), 2)];
+    assert_eq!(
+        collect(r(15, 25), &claims),
+        vec![
+            Ok(Segment::Claimed { range: r(15, 20), owner: 1 }),
+            Ok(Segment::Claimed { range: r(20, 25), owner: 2 }),
+        ]
+    );
+}
+
+#[test]
+fn split_at_the_top_of_the_u64_space() {
+    let top = u64::MAX;
+    let claims = [(r(top - 10, top), 7)];
+    assert_eq!(
+        collect(r(top - 20, top), &claims),
+        vec![
+            Ok(Segment::Unclaimed(r(top - 20, top - 10))),
+            Ok(Segment::Claimed { range: r(top - 10, top), owner: 7 }),
+        ]
+    );
+}
+
+#[test]
+fn split_does_not_read_claims_past_the_failure() {
+    let mut taken = 0;
+    let claims = [(r(0, 10), 0), (r(10, 20), 1), (r(20, 30), 2), (r(30, 40), 3)];
+    let it = claims.iter().copied().inspect(|_| taken += 1);
+    let segs: Vec<_> = split(r(5, 15), it).collect();
+    assert_eq!(segs.len(), 2);
+    assert_eq!(taken, 2);
+}
+
+#[test]
+fn split_reports_unsorted_or_overlapping_claims_once() {
+    let claims = [(r(10, 20), 1), (r(15, 30), 2)];
+    assert_eq!(
+        collect(r(0, 50), &claims),
+        vec![
+            Ok(Segment::Unclaimed(r(0, 10))),
+            Ok(Segment::Claimed { range: r(10, 20), owner: 1 }),
+            Err(UnsortedClaims),
+        ]
+    );
+    let claims = [(r(30, 40), 1), (r(10, 20), 2)];
+    let segs = collect(r(0, 50), &claims);
+    assert_eq!(segs.last(), Some(&Err(UnsortedClaims)));
+}
+
+/// The naive model: owner of every unit, run-length encoded.
+fn model(failure: (u64, u64), claims: &[(u64, u64)]) -> Vec<(u64, u64, Option<usize>)> {
+    let mut out: Vec<(u64, u64, Option<usize>)> = Vec::new();
+    for u in failure.0..failure.1 {
+        let owner = claims.iter().position(|&(s, e)| s <= u && u < e);
+        match out.last_mut() {
+            Some(last) if last.2 == owner && last.1 == u => last.1 = u + 1,
+            _ => out.push((u, u + 1, owner)),
+        }
+    }
+    out
+}
+
+/// Disjoint sorted claims in a universe of `n` units, from sorted cut points.
+fn claims_strategy(n: u64) -> impl Strategy<Value = Vec<(u64, u64)>> {
+    proptest::collection::btree_set(0..=n, 0..12).prop_map(|cuts| {
+        let cuts: Vec<u64> = cuts.into_iter().collect();
+        // Consecutive cut points delimit claims; every third gap is left
+        // unclaimed, so the claims both touch and leave holes.
+        cuts.windows(2).enumerate().filter(|(i, _)| i % 3 != 2).map(|(_, w)| (w[0], w[1])).collect()
+    })
+}
+
+const N: u64 = 64;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    #[test]
+    fn split_matches_model(
+        claims in claims_strategy(N),
+        (a, b) in (0..N).prop_flat_map(|a| (Just(a), a + 1..=N)),
+        scale_shift in prop_oneof![Just(0u32), Just(12u32), 0u32..50],
+        place in prop_oneof![Just(0u8), Just(1u8), Just(2u8)],
+        skip in 0usize..4,
+    ) {
+        let scale = 1u64 << scale_shift;
+        // Where the universe sits: at 0, in the middle, or ending at u64::MAX.
+        let span = N * scale;
+        let base = match place { 0 => 0, 1 => 1u64 << 60, _ => u64::MAX - span };
+        let to_abs = |u: u64| base + u * scale;
+
+        let failure = r(to_abs(a), to_abs(b));
+        let abs_claims: Vec<(Range, usize)> =
+            claims.iter().enumerate().map(|(i, &(s, e))| (r(to_abs(s), to_abs(e)), i)).collect();
+        // A caller may start the claim iterator at any claim ending at or before the failure.
+        let first = abs_claims.iter().position(|(c, _)| c.end() > failure.start()).unwrap_or(abs_claims.len());
+        let start_at = first.saturating_sub(skip);
+
+        let got: Vec<(u64, u64, Option<usize>)> = split(failure, abs_claims[start_at..].iter().copied())
+            .map(|s| match s.unwrap() {
+                Segment::Claimed { range, owner } => (range.start(), range.end(), Some(owner)),
+                Segment::Unclaimed(range) => (range.start(), range.end(), None),
+            })
+            .collect();
+        let want: Vec<(u64, u64, Option<usize>)> = model((a, b), &claims)
+            .into_iter()
+            .map(|(s, e, o)| (to_abs(s), to_abs(e), o))
+            .collect();
+        prop_assert_eq!(got, want);
+    }
+
+    #[test]
+    fn from_len_is_exact_or_an_error(start in any::<u64>(), len in any::<u64>()) {
+        match Range::from_len(start, len) {
+            Ok(range) => {
+                prop_assert_eq!(range.start(), start);
+                prop_assert_eq!(range.len(), len);
+                prop_assert!(range.end() > start);
+            }
+            Err(RangeError::Empty) => prop_assert_eq!(len, 0),
+            Err(RangeError::Overflow) => prop_assert!(start.checked_add(len).is_none()),
+            Err(e) => prop_assert!(false, "unexpected {:?}", e),
+        }
+    }
+
+    #[test]
+    fn scale_round_trips(start in any::<u64>(), len in 1u64..1 << 20, shift in 0u32..64) {
+        let Ok(range) = Range::from_len(start, len) else { return Ok(()) };
+        match range.scale_up(shift) {
+            Ok(up) => {
+                prop_assert_eq!(up.scale_down(shift), Ok(range));
+                prop_assert_eq!(up.len() >> shift, range.len());
+            }
+            Err(e) => {
+                prop_assert_eq!(e, RangeError::Overflow);
+                prop_assert!(u128::from(range.end()) << shift > u128::from(u64::MAX));
+            }
+        }
+    }
+}
