@@ -20,7 +20,7 @@ cd "$KTREE"
 OVERLAY_ROOTS="Documentation drivers fs include mm rust tools"
 
 overlay_files() {
-	git -C "$DPF_TOP" ls-files --cached --others --exclude-standard -- $OVERLAY_ROOTS |
+	env -u GIT_INDEX_FILE git -C "$DPF_TOP" ls-files --cached --others --exclude-standard -- $OVERLAY_ROOTS |
 		while read -r f; do [ -f "$DPF_TOP/$f" ] && echo "$f"; done | sort
 }
 
@@ -41,7 +41,7 @@ claimed=$(mktemp)
 msg=$(mktemp)
 info=$(mktemp)
 body=$(mktemp)
-trap 'rm -f "$all_files" "$claimed" "$msg" "$info" "$body" "$GIT_INDEX_FILE"' EXIT
+trap 'rm -f "$all_files" "$claimed" "$msg" "$info" "$body" "$KTREE/.git/dpf-index"' EXIT
 overlay_files > "$all_files"
 
 # 1. New files, grouped into commits by patches/new-files/*.txt.
@@ -79,7 +79,7 @@ $unclaimed"
 # 2. Edits to upstream files, applied to the index only.
 for p in "$DPF_TOP"/patches/*.patch; do
 	[ -f "$p" ] || continue
-	git mailinfo -k "$body" /dev/null < "$p" > "$info"
+	git mailinfo "$body" /dev/null < "$p" > "$info"
 	git apply --cached --whitespace=error-all "$p" || die "$(basename "$p") does not apply"
 	subject=$(sed -n 's/^Subject: //p' "$info")
 	{ echo "$subject"; echo; cat "$body"; } > "$msg"

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Build the guest initramfs: busybox-static, ndctl, daxctl, xfsprogs, dmsetup
+# (with their shared libraries), the kselftest programs of this project built
+# statically, and the guest scripts under scripts/guest/.
+. "$(dirname "$0")/common.sh"
+
+out=$DPF_OUT/initramfs.cpio.gz
+root=$DPF_CACHE/initramfs
+rm -rf "$root"
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,mnt,run,var/tmp,root,dpf/selftests}
+
+# busybox provides the shell and the basic tools.
+bb=$(command -v busybox) || die "busybox-static is not installed (make deps)"
+file -L "$bb" 2>/dev/null | grep -q 'statically linked' || [ -x /bin/busybox ] || die "busybox is not static"
+cp "$bb" "$root/bin/busybox"
+for applet in $("$bb" --list); do
+	[ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
+done
+
+# Real tools with their libraries.
+copy_with_libs() {
+	local bin=$1 dest lib
+	dest=$root$bin
+	mkdir -p "$(dirname "$dest")"
+	cp -L "$bin" "$dest"
+	ldd "$bin" 2>/dev/null | grep -o '/[^ ]*' | while read -r lib; do
+		[ -e "$root$lib" ] && continue
+		mkdir -p "$root$(dirname "$lib")"
+		cp -L "$lib" "$root$lib"
+	done
+}
+for tool in ndctl daxctl mkfs.xfs xfs_io xfs_db xfs_repair dmsetup; do
+	path=$(PATH=/usr/sbin:/sbin:/usr/bin:/bin command -v "$tool") || die "$tool is not installed (make deps)"
+	copy_with_libs "$path"
+	# Make every tool reachable through /bin too; its libraries are in place.
+	[ -e "$root/bin/$tool" ] || ln -sf "$path" "$root/bin/$tool"
+done
+# busybox's applets must not shadow the real tools.
+for tool in ndctl daxctl mkfs.xfs xfs_io xfs_db xfs_repair dmsetup; do
+	[ -L "$root/bin/$tool" ] && [ "$(readlink "$root/bin/$tool")" = busybox ] && rm "$root/bin/$tool"
+done
+
+# The kselftests, built statically from the kernel tree.
+sel=tools/testing/selftests/dev_pagemap_failure
+make -s -C "$KTREE/$sel" OUTPUT="$DPF_CACHE/selftests" CC=gcc \
+	CFLAGS="-static -O2 -Wall -Wextra -Werror -I$KTREE/tools/testing/selftests" \
+	>/dev/null || die "building the kselftests failed"
+cp "$DPF_CACHE"/selftests/* "$root/dpf/selftests/"
+cp "$KTREE/$sel"/*.sh "$root/dpf/selftests/"
+cp "$KTREE/tools/testing/selftests/kselftest/ktap_helpers.sh" "$root/dpf/selftests/"
+cp "$DPF_TOP"/scripts/guest/* "$root/dpf/"
+mv "$root/dpf/init" "$root/init"
+chmod +x "$root/init" "$root"/dpf/*.sh "$root"/dpf/selftests/*
+
+(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -1 > "$out.tmp"
+mv "$out.tmp" "$out"
+log "initramfs: $out ($(du -h "$out" | cut -f1))"

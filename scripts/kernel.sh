@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Configure and build one kernel variant: kernel.sh release|debug
+#
+# The configuration is allnoconfig + config/base.config + config/<variant>.config.
+# After olddefconfig every option a fragment asks for is checked, and the
+# build fails with the list of options that did not stick (a dependency that
+# is off silently drops an option otherwise).
+. "$(dirname "$0")/common.sh"
+
+variant=${1:?usage: kernel.sh release|debug}
+frag=$DPF_TOP/config/$variant.config
+[ -f "$frag" ] || die "no config fragment $frag"
+
+"$DPF_TOP/scripts/tree.sh"
+
+build=$KBUILD_DIR/$variant
+mkdir -p "$build"
+export CCACHE_DIR=$DPF_CACHE/ccache CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-8G}
+kmake=(make -C "$KTREE" O="$build" LLVM="$LLVM_SUFFIX" CC="ccache clang$LLVM_SUFFIX"
+       -j"$(($(nproc) + 1))")
+
+# Generate the configuration aside and install it only if it changed, so an
+# unchanged configuration does not trigger a rebuild.
+cfg=$DPF_CACHE/config.$variant
+rm -rf "$cfg"
+mkdir -p "$cfg"
+"${kmake[@]}" -s O="$cfg" allnoconfig >/dev/null
+(cd "$KTREE" && scripts/kconfig/merge_config.sh -m -O "$cfg" "$cfg/.config" \
+	"$DPF_TOP/config/base.config" "$frag" >/dev/null)
+"${kmake[@]}" -s O="$cfg" olddefconfig >/dev/null
+
+missing=()
+while IFS= read -r line; do
+	opt=${line%%=*}
+	want=${line#*=}
+	got=$(sed -n "s/^$opt=//p" "$cfg/.config")
+	if [ "$want" = n ]; then
+		[ -z "$got" ] || missing+=("$opt=n (got $got)")
+	elif [ "$got" != "$want" ]; then
+		missing+=("$line (got ${got:-unset})")
+	fi
+done < <(grep -h '^CONFIG_' "$DPF_TOP/config/base.config" "$frag")
+if [ ${#missing[@]} -gt 0 ]; then
+	printf 'error: these options of the %s configuration did not stick:\n' "$variant" >&2
+	printf '  %s\n' "${missing[@]}" >&2
+	exit 1
+fi
+
+if ! cmp -s "$cfg/.config" "$build/.config"; then
+	cp "$cfg/.config" "$build/.config"
+	log "$variant: configuration updated"
+fi
+rm -rf "$cfg"
+
+log "$variant: building in $build"
+"${kmake[@]}" olddefconfig >/dev/null
+"${kmake[@]}" bzImage
+
+mkdir -p "$DPF_OUT/$variant"
+ln -sf "$build/arch/x86/boot/bzImage" "$DPF_OUT/$variant/bzImage"
+ln -sf "$build/vmlinux" "$DPF_OUT/$variant/vmlinux"
+ln -sf "$build/.config" "$DPF_OUT/$variant/.config"
+log "$variant: $DPF_OUT/$variant/bzImage ($(git -C "$KTREE" describe --always dpf))"

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Export the whole project as one git format-patch series against the
+# pristine source, into out/patches/, and prove it applies with git am to a
+# fresh checkout of the base.
+. "$(dirname "$0")/common.sh"
+
+"$DPF_TOP/scripts/tree.sh"
+dest=$DPF_OUT/patches
+rm -rf "$dest"
+mkdir -p "$dest"
+git -C "$KTREE" format-patch -q --no-signature --zero-commit --cover-letter \
+	-o "$dest" "$KBASE_TAG..dpf"
+log "series: $(ls "$dest" | wc -l) files in $dest"
+
+check=$DPF_CACHE/am-check
+rm -rf "$check"
+git -C "$KTREE" worktree prune
+git -C "$KTREE" worktree add -q --detach "$check" "$KBASE_TAG"
+mapfile -t series < <(ls "$dest"/*.patch | grep -v /0000-cover-letter.patch)
+git -C "$check" -c user.name=dpf -c user.email=dpf@localhost am -q "${series[@]}" ||
+	die "the series does not apply to pristine $KSRC_UPSTREAM with git am"
+git -C "$check" diff --quiet dpf -- ||
+	die "git am result differs from the kernel tree"
+log "git am applies the ${#series[@]} patches to pristine $KSRC_UPSTREAM; the result equals the kernel tree"
+git -C "$KTREE" worktree remove --force "$check"

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Boot a kernel variant in QEMU (TCG) with an emulated NVDIMM, run one guest
+# script, collect the console and the results, power off.
+#
+#   vm.sh [-k release|debug] [-s NVDIMM_SIZE] [-t TIMEOUT_S] [-a KERNEL_ARGS]
+#         [-o RUN_DIR] SCRIPT|shell
+#
+# SCRIPT is a file under scripts/guest/ (as /dpf/SCRIPT in the guest); its
+# output goes to RUN_DIR/results.log, the kernel console to
+# RUN_DIR/console.log.  RUN_DIR/status gets one line: "exit N" (the script's
+# exit code), "timeout" or "no-exit" (the guest died before the script
+# finished).  The exit code of vm.sh is 0 only for "exit 0".
+. "$(dirname "$0")/common.sh"
+
+variant=release size=2G timeout=600 extra= rundir=
+while getopts "k:s:t:a:o:" opt; do
+	case $opt in
+	k) variant=$OPTARG ;;
+	s) size=$OPTARG ;;
+	t) timeout=$OPTARG ;;
+	a) extra=$OPTARG ;;
+	o) rundir=$OPTARG ;;
+	*) die "usage: vm.sh [-k variant] [-s size] [-t timeout] [-a args] [-o dir] SCRIPT|shell" ;;
+	esac
+done
+shift $((OPTIND - 1))
+script=${1:?guest script name, or shell}
+
+kernel=$DPF_OUT/$variant/bzImage
+initrd=$DPF_OUT/initramfs.cpio.gz
+[ -e "$kernel" ] || die "$kernel missing; run 'make kernel-$variant'"
+[ -e "$initrd" ] || die "$initrd missing; run 'make initramfs'"
+rundir=${rundir:-$DPF_OUT/runs/$variant-$script}
+rm -rf "$rundir"
+mkdir -p "$rundir"
+
+# A fresh sparse backing file: every run starts from an empty label area.
+img=$DPF_CACHE/vm/nvdimm-$$.img
+mkdir -p "$(dirname "$img")"
+rm -f "$img"
+truncate -s "$size" "$img"
+trap 'rm -f "$img"' EXIT
+
+qemu=(qemu-system-x86_64 -accel tcg -cpu max -smp 2
+      -machine pc,nvdimm=on -m 2G,slots=4,maxmem=32G
+      -object "memory-backend-file,id=mem1,share=on,mem-path=$img,size=$size"
+      -device nvdimm,id=nvdimm1,memdev=mem1,label-size=128K
+      -kernel "$kernel" -initrd "$initrd"
+      -no-reboot -display none -monitor none)
+append="console=ttyS0 panic=-1 dpf.run=$script $extra"
+
+if [ "$script" = shell ]; then
+	exec "${qemu[@]}" -append "$append" -serial mon:stdio -serial null
+fi
+
+log "booting $variant with a $size NVDIMM: $script (timeout ${timeout}s, log in $rundir)"
+start=$(date +%s)
+set +e
+timeout -k 10 "$timeout" "${qemu[@]}" -append "$append" \
+	-serial "file:$rundir/console.log" -serial "file:$rundir/results.log" \
+	</dev/null >"$rundir/qemu.log" 2>&1
+rc=$?
+set -e
+elapsed=$(($(date +%s) - start))
+if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+	status=timeout
+elif exit_line=$(grep -a '^DPF-GUEST-EXIT ' "$rundir/results.log" | tail -n1) && [ -n "$exit_line" ]; then
+	status="exit $(echo "$exit_line" | cut -d' ' -f2)"
+else
+	status=no-exit
+fi
+echo "$status" > "$rundir/status"
+echo "$elapsed" > "$rundir/seconds"
+log "guest $script: $status after ${elapsed}s"
+[ "$status" = "exit 0" ]

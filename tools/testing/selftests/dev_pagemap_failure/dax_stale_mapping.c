@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Stale-mapping probe: do DAX mappings survive the removal of their device?
+ *
+ * Forks one process per PATH (a file on a DAX filesystem, or a devdax
+ * character device). Each maps SIZE bytes MAP_SHARED and writes every page.
+ * The parent then removes the device by writing VALUE to the sysfs FILE given
+ * with -r FILE=VALUE (e.g. an unbind file), timing the write. Afterwards each
+ * process reads and writes every page again, catching SIGBUS, and reports
+ * how many pages were still readable (and still held its data), writable,
+ * or raised SIGBUS; then it unmaps and exits.
+ *
+ * The bar: after removal no page of any mapping can be read or written, the
+ * removal returns within -t MS, and every process can unmap and exit.
+ * -x REASON reports an unmet bar as XFAIL (known upstream behaviour) rather
+ * than FAIL, with the numbers in the message.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kselftest.h"
+
+#define MAX_PROCS 16
+
+struct report {
+	long pages;
+	long read_ok;		/* read without a signal */
+	long read_stale;	/* ... and still returned the data written before removal */
+	long read_sigbus;
+	long write_ok;
+	long write_sigbus;
+	long sigbus_adrerr;	/* si_code of the SIGBUSes seen */
+	long sigbus_mceerr;
+	long sigbus_other;
+	long first_accessible;	/* first page read or written without a signal, or -1 */
+	int munmap_errno;
+};
+
+static sigjmp_buf fault_jmp;
+static volatile sig_atomic_t last_si_code;
+
+static void on_sigbus(int sig, siginfo_t *si, void *ctx)
+{
+	(void)sig;
+	(void)ctx;
+	last_si_code = si->si_code;
+	siglongjmp(fault_jmp, 1);
+}
+
+static uint64_t pattern(long page)
+{
+	return 0x5eed000000000000ULL ^ ((uint64_t)getpid() << 32) ^ (uint64_t)page;
+}
+
+static void count_sigbus(struct report *r)
+{
+	if (last_si_code == BUS_ADRERR)
+		r->sigbus_adrerr++;
+	else if (last_si_code == BUS_MCEERR_AR || last_si_code == BUS_MCEERR_AO)
+		r->sigbus_mceerr++;
+	else
+		r->sigbus_other++;
+}
+
+/* Runs in the child: map, fill, report ready, wait, probe, report. */
+static int child(const char *path, size_t size, int ready_fd, int go_fd, int report_fd)
+{
+	long page_size = sysconf(_SC_PAGESIZE);
+	struct report r = { .first_accessible = -1 };
+	struct sigaction sa = { 0 };
+	volatile char *map;
+	struct stat st;
+	char c;
+	int fd;
+
+	r.pages = size / page_size;
+	fd = open(path, O_RDWR | O_CREAT, 0644);
+	if (fd < 0 || fstat(fd, &st))
+		return 10;
+	if (S_ISREG(st.st_mode) && st.st_size < (off_t)size && ftruncate(fd, size))
+		return 11;
+	map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		return 12;
+	close(fd);
+	for (long p = 0; p < r.pages; p++)
+		*(volatile uint64_t *)(map + p * page_size) = pattern(p);
+	for (long p = 0; p < r.pages; p++)
+		if (*(volatile uint64_t *)(map + p * page_size) != pattern(p))
+			return 13;
+
+	if (write(ready_fd, "r", 1) != 1 || read(go_fd, &c, 1) != 1)
+		return 14;
+
+	sa.sa_sigaction = on_sigbus;
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+	sigaction(SIGBUS, &sa, NULL);
+	for (volatile long p = 0; p < r.pages; p++) {
+		volatile uint64_t *word = (volatile uint64_t *)(map + p * page_size);
+
+		if (sigsetjmp(fault_jmp, 1) == 0) {
+			uint64_t v = *word;
+
+			r.read_ok++;
+			if (v == pattern(p))
+				r.read_stale++;
+			if (r.first_accessible < 0)
+				r.first_accessible = p;
+		} else {
+			r.read_sigbus++;
+			count_sigbus(&r);
+		}
+		if (sigsetjmp(fault_jmp, 1) == 0) {
+			*word = ~pattern(p);
+			r.write_ok++;
+			if (r.first_accessible < 0)
+				r.first_accessible = p;
+		} else {
+			r.write_sigbus++;
+			count_sigbus(&r);
+		}
+	}
+	r.munmap_errno = munmap((void *)map, size) ? errno : 0;
+	if (write(report_fd, &r, sizeof(r)) != sizeof(r))
+		return 15;
+	return 0;
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Write VALUE to FILE, as `echo VALUE > FILE` does; returns 0 or -errno. */
+static int write_sysfs(const char *file, const char *value)
+{
+	int fd = open(file, O_WRONLY);
+	int ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, value, strlen(value)) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: dax_stale_mapping -r FILE=VALUE [-s MiB] [-t MS] [-x REASON] PATH...\n");
+	exit(KSFT_FAIL);
+}
+
+int main(int argc, char **argv)
+{
+	int ready[2], go[2], rep[2], opt, nprocs, removal_ret, exited = 0;
+	char *remove_file = NULL, *remove_value = NULL;
+	const char *xfail = NULL;
+	struct report total = { 0 };
+	double max_ms = 5000, t0, removal_ms;
+	pid_t pids[MAX_PROCS];
+	size_t size = 64 << 20;
+	long first_accessible = -1;
+
+	while ((opt = getopt(argc, argv, "r:s:t:x:")) != -1) {
+		switch (opt) {
+		case 'r':
+			remove_file = optarg;
+			remove_value = strchr(optarg, '=');
+			if (!remove_value)
+				usage();
+			*remove_value++ = '\0';
+			break;
+		case 's':
+			size = strtoul(optarg, NULL, 0) << 20;
+			break;
+		case 't':
+			max_ms = strtod(optarg, NULL);
+			break;
+		case 'x':
+			xfail = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	nprocs = argc - optind;
+	if (!remove_file || nprocs < 1 || nprocs > MAX_PROCS || !size)
+		usage();
+
+	ksft_print_header();
+	ksft_set_plan(4);
+	if (pipe(ready) || pipe(go) || pipe(rep))
+		ksft_exit_fail_perror("pipe");
+
+	for (int i = 0; i < nprocs; i++) {
+		pids[i] = fork();
+		if (pids[i] < 0)
+			ksft_exit_fail_perror("fork");
+		if (pids[i] == 0)
+			_exit(child(argv[optind + i], size, ready[1], go[0], rep[1]));
+	}
+	for (int i = 0; i < nprocs; i++) {
+		char c;
+
+		if (read(ready[0], &c, 1) != 1) {
+			ksft_test_result_fail("%d processes map and write %zu MiB each\n",
+					      nprocs, size >> 20);
+			ksft_exit_fail_msg("a process failed before mapping (see its exit code)\n");
+		}
+	}
+	ksft_test_result_pass("%d processes mapped and wrote %zu pages each\n",
+			      nprocs, size / sysconf(_SC_PAGESIZE));
+
+	t0 = now_ms();
+	removal_ret = write_sysfs(remove_file, remove_value);
+	removal_ms = now_ms() - t0;
+	ksft_print_msg("removal: echo %s > %s returned %d after %.1f ms\n",
+		       remove_value, remove_file, removal_ret, removal_ms);
+	ksft_test_result(removal_ret == 0 && removal_ms <= max_ms,
+			 "removal returned %d in %.1f ms (limit %.0f ms)\n",
+			 removal_ret, removal_ms, max_ms);
+
+	for (int i = 0; i < nprocs; i++)
+		if (write(go[1], "g", 1) != 1)
+			ksft_exit_fail_perror("write");
+	for (int i = 0; i < nprocs; i++) {
+		struct report r;
+
+		if (read(rep[0], &r, sizeof(r)) != sizeof(r))
+			break;
+		total.pages += r.pages;
+		total.read_ok += r.read_ok;
+		total.read_stale += r.read_stale;
+		total.read_sigbus += r.read_sigbus;
+		total.write_ok += r.write_ok;
+		total.write_sigbus += r.write_sigbus;
+		total.sigbus_adrerr += r.sigbus_adrerr;
+		total.sigbus_mceerr += r.sigbus_mceerr;
+		total.sigbus_other += r.sigbus_other;
+		if (r.munmap_errno)
+			total.munmap_errno = r.munmap_errno;
+		if (first_accessible < 0)
+			first_accessible = r.first_accessible;
+	}
+	for (int i = 0; i < nprocs; i++) {
+		int status;
+
+		if (waitpid(pids[i], &status, 0) == pids[i] &&
+		    WIFEXITED(status) && WEXITSTATUS(status) == 0)
+			exited++;
+	}
+
+	ksft_print_msg("after removal, %ld pages: read ok %ld (old data %ld), read SIGBUS %ld, write ok %ld, write SIGBUS %ld; SIGBUS codes: ADRERR %ld, MCEERR %ld, other %ld\n",
+		       total.pages, total.read_ok, total.read_stale, total.read_sigbus,
+		       total.write_ok, total.write_sigbus, total.sigbus_adrerr,
+		       total.sigbus_mceerr, total.sigbus_other);
+	if (total.pages && total.read_ok == 0 && total.write_ok == 0 &&
+	    total.read_sigbus == total.pages && total.write_sigbus == total.pages)
+		ksft_test_result_pass("no page readable or writable after removal: %ld reads and %ld writes raised SIGBUS\n",
+				      total.read_sigbus, total.write_sigbus);
+	else if (xfail)
+		ksft_test_result_xfail("%ld of %ld pages readable (%ld with old data), %ld writable after removal (first: page %ld): %s\n",
+				       total.read_ok, total.pages, total.read_stale,
+				       total.write_ok, first_accessible, xfail);
+	else
+		ksft_test_result_fail("%ld of %ld pages readable (%ld with old data), %ld writable after removal (first: page %ld)\n",
+				      total.read_ok, total.pages, total.read_stale,
+				      total.write_ok, first_accessible);
+
+	ksft_test_result(exited == nprocs && !total.munmap_errno,
+			 "%d of %d processes unmapped and exited cleanly (munmap errno %d)\n",
+			 exited, nprocs, total.munmap_errno);
+	ksft_finished();
+}
