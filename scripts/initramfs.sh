@@ -44,6 +44,7 @@ done
 
 # The kselftests, built statically from the kernel tree.
 sel=tools/testing/selftests/dev_pagemap_failure
+mkdir -p "$DPF_CACHE/selftests"
 make -s -C "$KTREE/$sel" OUTPUT="$DPF_CACHE/selftests" CC=gcc \
 	CFLAGS="-static -O2 -Wall -Wextra -Werror -I$KTREE/tools/testing/selftests" \
 	>/dev/null || die "building the kselftests failed"
