@@ -10,24 +10,11 @@
 
 DIR=$(cd "$(dirname "$0")" && pwd)
 . "$DIR/ktap_helpers.sh"
+. "$DIR/dax_lib.sh"
 
 MNT=/mnt/dax_failure
 SIZE_MB=64
 PROBE="$DIR/dax_stale_mapping"
-
-# Print the nd bus device behind a block or dax device and its driver dir,
-# so that writing the device's name to "$driver/unbind" removes it.
-nd_device_of() {
-	case "$1" in
-	pmem*) readlink -f "/sys/block/$1/device" ;;
-	dax*) dirname "$(readlink -f "/sys/bus/dax/devices/$1")" ;;
-	esac
-}
-
-unbind_arg() {
-	nd=$(nd_device_of "$1")
-	echo "$(readlink -f "$nd/driver")/unbind=$(basename "$nd")"
-}
 
 # Run the probe with its TAP indented as a subtest, and report one result.
 run_probe() {
@@ -39,21 +26,11 @@ run_probe() {
 	ktap_test_result "$name" [ $rc -eq 0 ]
 }
 
-json_field() {
-	sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p" | head -n1
-}
-
 ktap_print_header
 ktap_set_plan 6
 
 # 1. Namespaces with labels: one fsdax, one devdax.
-ndctl disable-region all >/dev/null 2>&1
-ndctl init-labels -f all >/dev/null 2>&1
-ndctl enable-region all >/dev/null 2>&1
-fsdax_json=$(ndctl create-namespace -r region0 -m fsdax -s 1024M -n dpf-fsdax 2>&1)
-devdax_json=$(ndctl create-namespace -r region0 -m devdax -s 512M -n dpf-devdax 2>&1)
-pmem=$(echo "$fsdax_json" | json_field blockdev)
-dax=$(echo "$devdax_json" | json_field chardev)
+dax_setup_namespaces fsdax 1024M devdax 512M
 ktap_print_msg "fsdax: ${pmem:-none} devdax: ${dax:-none}"
 names=$(ndctl list -N 2>/dev/null | grep -o '"name":"dpf-[a-z]*"' | wc -l)
 namespaces_ok() {
@@ -61,7 +38,6 @@ namespaces_ok() {
 }
 ktap_test_result "labelled fsdax and devdax namespaces created" namespaces_ok
 if [ ! -b "/dev/$pmem" ] || [ ! -c "/dev/$dax" ]; then
-	echo "$fsdax_json" "$devdax_json" | sed 's/^/# /'
 	ktap_exit_fail_msg "no namespaces; nothing else can run"
 fi
 
@@ -80,31 +56,22 @@ ktap_test_result "XFS rmapbt=1 mounted dax=always, files are DAX" mounted_dax
 
 # Pick a file whose data lies in the last allocation group: a new directory
 # goes to the next AG (inode64 rotor), its files follow it. No file data may
-# stay in the other groups: upstream's handler wraps a 32-bit block number
-# for every group but the last and then loops ~2^32 times (DESIGN.md 2).
-agcount=$(xfs_db -r -c "sb 0" -c "p agcount" "/dev/$pmem" | sed 's/.* = //')
-file=
-for i in 1 2 3 4 5 6 7 8; do
-	mkdir -p "$MNT/d$i"
-	xfs_io -f -c "falloc 0 ${SIZE_MB}m" "$MNT/d$i/data"
-	ag=$(xfs_io -c "bmap -v" "$MNT/d$i/data" | awk '$1 == "0:" { print $4 }')
-	if [ "$ag" = $((agcount - 1)) ]; then
-		file=$MNT/d$i/data
-		break
-	fi
-	rm "$MNT/d$i/data"
-done
+# stay in the other groups: upstream's handler (fs/xfs/xfs_notify_failure.c)
+# wraps a 32-bit block number for every group but the last, then loops
+# about 2^32 times.
+agcount=$(dax_agcount "/dev/$pmem")
+file=$(dax_file_in_ag "$MNT" "$SIZE_MB" $((agcount - 1)))
 ktap_print_msg "agcount $agcount, mapped file ${file:-not found} in AG $((agcount - 1))"
 
 # 3. devdax: mapped, removed, every access raises SIGBUS.
 run_probe "devdax: mappings revoked on removal" \
-	-s "$SIZE_MB" -r "$(unbind_arg "$dax")" "/dev/$dax"
+	-s "$SIZE_MB" -r "$(dax_unbind_arg "$dax")" "/dev/$dax"
 
 # 4. fsdax XFS rmapbt=1, data in the last AG (upstream notifies XFS here).
 dmesg -c >/dev/null
 if [ -n "$file" ]; then
 	run_probe "fsdax XFS rmapbt=1, data in last AG: mappings revoked on removal" \
-		-s "$SIZE_MB" -r "$(unbind_arg "$pmem")" "$file"
+		-s "$SIZE_MB" -r "$(dax_unbind_arg "$pmem")" "$file"
 else
 	ktap_test_fail "fsdax XFS rmapbt=1: no file with data in the last AG"
 fi

@@ -1,0 +1,66 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# dev_pagemap_failure: ranged memory failure for DAX devices.
+#
+#   make demo     build, boot, remove pmem under live mappings, report
+#   make check    every test; ends with "N passed, N failed"
+#
+# See README.md. Downloads, ccache and kernel build trees live in
+# $(DPF_CACHE) (default ~/.cache/dev-pagemap-failure), outside the clone.
+
+S := scripts
+VARIANT ?= release
+SIZE ?= 2G
+SCRIPT ?= check
+TIMEOUT ?= 900
+
+.PHONY: all deps source tree kernel kernel-release kernel-debug initramfs \
+	vm shell check demo patches refresh-patches host-test help
+
+all: help
+
+help:
+	@sed -n 's/^#   //p' Makefile
+	@echo "Other targets: deps source tree kernel kernel-release kernel-debug"
+	@echo "  initramfs vm shell host-test patches refresh-patches"
+	@echo "  make vm VARIANT=debug SCRIPT=check SIZE=2G   run one guest script"
+	@echo "  make shell VARIANT=release                    interactive guest"
+
+deps:
+	@$(S)/deps.sh
+
+source: deps
+	@$(S)/source.sh
+
+tree: source
+	@$(S)/tree.sh
+
+kernel: kernel-release kernel-debug
+
+kernel-release kernel-debug: kernel-%: source
+	@$(S)/kernel.sh $*
+
+initramfs: tree
+	@$(S)/initramfs.sh
+
+vm: kernel-$(VARIANT) initramfs
+	@$(S)/vm.sh -k $(VARIANT) -s $(SIZE) -t $(TIMEOUT) $(SCRIPT)
+
+shell: kernel-$(VARIANT) initramfs
+	@$(S)/vm.sh -k $(VARIANT) -s $(SIZE) shell
+
+host-test:
+	@cd tools/testing/dev_pagemap_failure && \
+		CARGO_TARGET_DIR=$${DPF_CACHE:-$$HOME/.cache/dev-pagemap-failure}/host-target cargo test
+
+check:
+	@$(S)/check.sh
+
+demo: deps
+	@$(S)/demo.sh
+
+patches: source
+	@$(S)/patches.sh
+
+refresh-patches:
+	@$(S)/refresh-patches.sh

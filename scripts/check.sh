@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# make check: every test.
+#   1. host: cargo test of the pure range algebra (unit + property tests);
+#   2. lint: rustfmt and clippy on the Rust, checkpatch --strict on the series;
+#   3. guest: the debug kernel (KASAN, lockdep, UBSAN, kmemleak, KUnit) boots
+#      in QEMU with an emulated NVDIMM and runs KUnit and the kselftests; any
+#      kernel splat fails the run (scripts/results.py).
+# Ends with one line "N passed, N failed" and fails if anything failed.
+. "$(dirname "$0")/common.sh"
+
+logs=$DPF_OUT/check
+rm -rf "$logs"
+mkdir -p "$logs"
+passed=0 failed=0
+
+pass() { passed=$((passed + 1)); echo "  PASS  $*"; }
+fail() { failed=$((failed + 1)); echo "  FAIL  $*"; }
+finish() {
+	echo
+	echo "$passed passed, $failed failed"
+	[ "$failed" -eq 0 ]
+	exit
+}
+
+# Set-up: a failure here is one failed test, and nothing else can run.
+setup() {
+	local name=$1
+	shift
+	if ! "$@" > "$logs/$name.log" 2>&1; then
+		tail -n 40 "$logs/$name.log"
+		fail "$name (log: $logs/$name.log)"
+		finish
+	fi
+}
+
+log "check: set-up (packages, kernel source, tree)"
+setup deps "$DPF_TOP/scripts/deps.sh"
+setup source "$DPF_TOP/scripts/source.sh"
+setup tree "$DPF_TOP/scripts/tree.sh"
+
+log "check: host tests (cargo test)"
+host=$DPF_TOP/tools/testing/dev_pagemap_failure
+if (cd "$host" && CARGO_TARGET_DIR=$DPF_CACHE/host-target cargo test --locked 2>&1) > "$logs/host.log"; then
+	host_rc=0
+else
+	host_rc=1
+fi
+read -r hp hf < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$logs/host.log")
+echo "  host: $hp passed, $hf failed (cargo test)"
+passed=$((passed + hp))
+failed=$((failed + hf))
+if [ $host_rc -ne 0 ] && [ "$hf" -eq 0 ]; then
+	tail -n 30 "$logs/host.log"
+	fail "host tests did not build or run (log: $logs/host.log)"
+fi
+[ "$hp" -gt 0 ] || fail "host tests: no test ran"
+
+log "check: lint"
+rust_files=(mm/dev_pagemap_failure.rs mm/dev_pagemap_failure/range.rs rust/kernel/memremap.rs)
+if (cd "$KTREE" && rustfmt --check --edition 2021 --config-path .rustfmt.toml "${rust_files[@]}") > "$logs/rustfmt.log" 2>&1 &&
+   (cd "$host" && cargo fmt --check) >> "$logs/rustfmt.log" 2>&1; then
+	pass "rustfmt: kernel Rust and host crate are formatted"
+else
+	head -n 40 "$logs/rustfmt.log"
+	fail "rustfmt (log: $logs/rustfmt.log)"
+fi
+series=$logs/series
+rm -rf "$series"
+git -C "$KTREE" format-patch -q -o "$series" "$KBASE_TAG..dpf"
+if (cd "$KTREE" && scripts/checkpatch.pl --strict --no-signoff -q "$series"/*.patch) > "$logs/checkpatch.log" 2>&1; then
+	pass "checkpatch --strict: all $(ls "$series" | wc -l) patches of the series"
+else
+	grep -E '^(ERROR|WARNING|CHECK)|^#|^total' "$logs/checkpatch.log" | head -n 40
+	fail "checkpatch --strict (log: $logs/checkpatch.log)"
+fi
+
+log "check: debug kernel"
+# Recompile the core every time, so its rustc and clippy diagnostics are in
+# this build's log; any Rust diagnostic in the log fails the lint.
+touch "$KTREE/mm/dev_pagemap_failure.rs"
+setup kernel-debug "$DPF_TOP/scripts/kernel.sh" debug
+if grep -qE '(RUSTC|CLIPPY).*mm/dev_pagemap_failure.o' "$logs/kernel-debug.log" &&
+   ! grep -qE '^(warning|error)(\[|:)' "$logs/kernel-debug.log"; then
+	pass "rustc and clippy (CLIPPY=1 kernel build): no Rust diagnostics"
+else
+	grep -E -A8 '^(warning|error)(\[|:)' "$logs/kernel-debug.log" | head -n 60
+	fail "rustc/clippy diagnostics in the kernel build (log: $logs/kernel-debug.log)"
+fi
+setup initramfs "$DPF_TOP/scripts/initramfs.sh"
+
+log "check: guest run (debug kernel, QEMU TCG, 2 GiB NVDIMM)"
+run=$DPF_OUT/runs/debug-check
+"$DPF_TOP/scripts/vm.sh" -k debug -t "${DPF_GUEST_TIMEOUT:-900}" -o "$run" \
+	-a "${DPF_GUEST_ARGS:-}" check || true
+python3 "$DPF_TOP/scripts/results.py" "$run" dev_pagemap_failure | tee "$logs/guest.txt"
+read -r gp gf gs < <(tail -n1 "$logs/guest.txt" | awk '{ print $1, $3, $5 }')
+passed=$((passed + gp))
+failed=$((failed + gf + gs))
+[ "$gs" -eq 0 ] || echo "  ($gs skipped guest tests count as failed: every test must run)"
+
+finish

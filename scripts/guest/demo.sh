@@ -1,0 +1,98 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# Guest side of `make demo`: one removal scenario per boot, named by the
+# kernel parameter dpf.scenario=. Creates the namespace, mounts XFS with
+# dax=always (or maps devdax), starts processes that map and write 64 MiB,
+# removes the device under them and lets dax_stale_mapping report what the
+# processes saw. Prints "DEMO <key> <value>" lines for scripts/demo.sh; a
+# scenario that hangs on upstream is cut off by the host's timeout.
+
+SEL=/dpf/selftests
+. "$SEL/dax_lib.sh"
+MNT=/mnt/demo
+SIZE_MB=64
+PROCS=2
+
+scenario=
+for arg in $(cat /proc/cmdline); do
+	case "$arg" in dpf.scenario=*) scenario=${arg#dpf.scenario=} ;; esac
+done
+echo "DEMO scenario $scenario"
+
+mount_xfs() {	# mount_xfs DEV MKFS_OPTS...
+	dev=$1
+	shift
+	mkdir -p "$MNT"
+	mkfs.xfs -f -q "$@" "$dev" && mount -o dax=always "$dev" "$MNT" ||
+		{ echo "DEMO error mkfs/mount of $dev failed"; exit 1; }
+	echo "DEMO fs XFS $* on $dev, dax=always, $(dax_agcount "$dev") allocation groups"
+}
+
+# PROCS files of SIZE_MB each, in allocation group AG ("root": the root
+# directory, which is AG 0).
+make_files() {
+	ag=$1
+	files=
+	for p in $(seq 1 $PROCS); do
+		if [ "$ag" = root ]; then
+			f=$MNT/file$p
+			xfs_io -f -c "falloc 0 ${SIZE_MB}m" "$f"
+		else
+			f=$(dax_file_in_ag "$MNT/p$p" "$SIZE_MB" "$ag") ||
+				{ echo "DEMO error no file in AG $ag"; exit 1; }
+		fi
+		files="$files $f"
+		echo "DEMO file $f in AG $(dax_file_ag "$f")"
+	done
+}
+
+case "$scenario" in
+devdax)
+	dax_setup_namespaces devdax 1024M
+	target=$dax
+	paths=
+	for p in $(seq 1 $PROCS); do paths="$paths /dev/$dax"; done
+	;;
+xfs-rmapbt1-lastag | xfs-rmapbt1-ag0 | xfs-rmapbt0)
+	dax_setup_namespaces fsdax 1024M
+	target=$pmem
+	case "$scenario" in
+	xfs-rmapbt0) mount_xfs "/dev/$pmem" -m rmapbt=0; make_files root ;;
+	xfs-rmapbt1-ag0) mount_xfs "/dev/$pmem" -m rmapbt=1; make_files root ;;
+	*) mount_xfs "/dev/$pmem" -m rmapbt=1
+	   make_files $(($(dax_agcount "/dev/$pmem") - 1)) ;;
+	esac
+	paths=$files
+	;;
+dm-linear)
+	dax_setup_namespaces fsdax 1024M
+	target=$pmem
+	sectors=$(cat "/sys/block/$pmem/size")
+	dmsetup create demo-linear --table "0 $sectors linear /dev/$pmem 0" ||
+		{ echo "DEMO error dmsetup failed"; exit 1; }
+	mount_xfs /dev/mapper/demo-linear -m rmapbt=1
+	make_files $(($(dax_agcount /dev/mapper/demo-linear) - 1))
+	paths=$files
+	;;
+*)
+	echo "DEMO error unknown scenario '$scenario'"
+	exit 1
+	;;
+esac
+
+unbind=$(dax_unbind_arg "$target")
+echo "DEMO remove echo ${unbind#*=} > ${unbind%=*}"
+dmesg -c >/dev/null
+# shellcheck disable=SC2086
+"$SEL/dax_stale_mapping" -s "$SIZE_MB" -r "$unbind" $paths
+echo "DEMO probe-exit $?"
+if mountpoint -q "$MNT" 2>/dev/null; then
+	if umount "$MNT" 2>/dev/null; then
+		echo "DEMO umount ok"
+	else
+		echo "DEMO umount failed: $(umount "$MNT" 2>&1)"
+	fi
+fi
+[ "$scenario" = dm-linear ] && { dmsetup remove demo-linear 2>&1 && echo "DEMO dmsetup-remove ok"; }
+echo "DEMO done"

@@ -1,0 +1,66 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# Helpers shared by dax_failure.sh and the demo: namespace set-up, finding
+# the sysfs unbind file of a device, placing file data in an allocation
+# group. Sourced; sets no traps and exits nowhere.
+
+# Create labelled namespaces on region0: "fsdax SIZE" and/or "devdax SIZE"
+# pairs. Sets $pmem (e.g. pmem0) and $dax (e.g. dax0.1) for those created.
+dax_setup_namespaces() {
+	pmem= dax=
+	ndctl disable-region all >/dev/null 2>&1
+	ndctl init-labels -f all >/dev/null 2>&1
+	ndctl enable-region all >/dev/null 2>&1
+	while [ $# -ge 2 ]; do
+		json=$(ndctl create-namespace -r region0 -m "$1" -s "$2" -n "dpf-$1" 2>&1)
+		case "$1" in
+		fsdax) pmem=$(echo "$json" | dax_json_field blockdev) ;;
+		devdax) dax=$(echo "$json" | dax_json_field chardev) ;;
+		esac
+		[ -n "$pmem$dax" ] || echo "$json" | sed 's/^/# /'
+		shift 2
+	done
+}
+
+dax_json_field() {
+	sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p" | head -n1
+}
+
+# Print FILE=VALUE for the probe's -r option: writing VALUE to FILE unbinds
+# the nd bus device behind a block device (pmem0) or a dax device (dax0.1),
+# which removes it as a driver unbind or a hot-unplug does.
+dax_unbind_arg() {
+	case "$1" in
+	pmem*) nd=$(readlink -f "/sys/block/$1/device") ;;
+	dax*) nd=$(dirname "$(readlink -f "/sys/bus/dax/devices/$1")") ;;
+	*) return 1 ;;
+	esac
+	echo "$(readlink -f "$nd/driver")/unbind=$(basename "$nd")"
+}
+
+# The allocation group holding the first extent of FILE.
+dax_file_ag() {
+	xfs_io -c "bmap -v" "$1" | awk '$1 == "0:" { print $4 }'
+}
+
+# Preallocate SIZE_MB of a file in a new directory under MNT whose data lies
+# in allocation group AG (a new directory goes to the next AG, its files
+# follow it). Other candidates are removed again. Prints the file's path.
+dax_file_in_ag() {
+	mnt=$1 size_mb=$2 want=$3
+	for i in 1 2 3 4 5 6 7 8; do
+		mkdir -p "$mnt/d$i"
+		xfs_io -f -c "falloc 0 ${size_mb}m" "$mnt/d$i/data"
+		if [ "$(dax_file_ag "$mnt/d$i/data")" = "$want" ]; then
+			echo "$mnt/d$i/data"
+			return 0
+		fi
+		rm "$mnt/d$i/data"
+	done
+	return 1
+}
+
+dax_agcount() {
+	xfs_db -r -c "sb 0" -c "p agcount" "$1" | sed 's/.* = //'
+}
