@@ -195,8 +195,14 @@ mod tests {
     fn range_constructors_are_checked() {
         assert_eq!(Range::from_len(5, 0), Err(RangeError::Empty));
         assert_eq!(Range::from_len(u64::MAX, 1), Err(RangeError::Overflow));
-        assert_eq!(Range::from_inclusive(0, u64::MAX), Err(RangeError::Overflow));
-        assert_eq!(Range::from_len(0, u64::MAX).map(|range| range.len()), Ok(u64::MAX));
+        assert_eq!(
+            Range::from_inclusive(0, u64::MAX),
+            Err(RangeError::Overflow)
+        );
+        assert_eq!(
+            Range::from_len(0, u64::MAX).map(|range| range.len()),
+            Ok(u64::MAX)
+        );
     }
 
     #[test]
@@ -204,9 +210,21 @@ mod tests {
         let claims = [(r!(10, 20), 1u32), (r!(30, 40), 2u32)];
         let mut it = split(r!(0, 50), claims.iter().copied());
         assert_eq!(it.next(), Some(Ok(Segment::Unclaimed(r!(0, 10)))));
-        assert_eq!(it.next(), Some(Ok(Segment::Claimed { range: r!(10, 20), owner: 1 })));
+        assert_eq!(
+            it.next(),
+            Some(Ok(Segment::Claimed {
+                range: r!(10, 20),
+                owner: 1
+            }))
+        );
         assert_eq!(it.next(), Some(Ok(Segment::Unclaimed(r!(20, 30)))));
-        assert_eq!(it.next(), Some(Ok(Segment::Claimed { range: r!(30, 40), owner: 2 })));
+        assert_eq!(
+            it.next(),
+            Some(Ok(Segment::Claimed {
+                range: r!(30, 40),
+                owner: 2
+            }))
+        );
         assert_eq!(it.next(), Some(Ok(Segment::Unclaimed(r!(40, 50)))));
         assert_eq!(it.next(), None);
     }
@@ -215,14 +233,26 @@ mod tests {
     fn split_at_the_top_of_u64() {
         let claims = [(r!(TOP - 10, TOP), ())];
         let mut it = split(r!(TOP - 20, TOP), claims.iter().copied());
-        assert_eq!(it.next(), Some(Ok(Segment::Unclaimed(r!(TOP - 20, TOP - 10)))));
-        assert_eq!(it.next(), Some(Ok(Segment::Claimed { range: r!(TOP - 10, TOP), owner: () })));
+        assert_eq!(
+            it.next(),
+            Some(Ok(Segment::Unclaimed(r!(TOP - 20, TOP - 10))))
+        );
+        assert_eq!(
+            it.next(),
+            Some(Ok(Segment::Claimed {
+                range: r!(TOP - 10, TOP),
+                owner: ()
+            }))
+        );
         assert_eq!(it.next(), None);
     }
 
     /// A pagemap laid out by hand, as a driver would before `memremap_pages()`.
     fn pagemap(first: u64, last: u64) -> bindings::dev_pagemap {
-        let mut pgmap: bindings::dev_pagemap = pin_init::zeroed();
+        // SAFETY: `dev_pagemap` is a C struct of integers, pointers and unions of those, for
+        // which all-zero bits are valid values (NULL pointers, zero counts); C code allocates
+        // pagemaps with kzalloc() for the same reason.
+        let mut pgmap: bindings::dev_pagemap = unsafe { core::mem::zeroed() };
         pgmap.nr_range = 1;
         // SAFETY: Writing the `range` variant of the plain-data union.
         unsafe {
@@ -242,7 +272,11 @@ mod tests {
         assert_eq!(dp.nr_range(), 1);
         assert_eq!(
             pagemap_failure_pages(dp),
-            Ok(FailurePages { claimed: 0, unclaimed: 16, ranges: 1 })
+            Ok(FailurePages {
+                claimed: 0,
+                unclaimed: 16,
+                ranges: 1
+            })
         );
         // SAFETY: as above.
         let ret = unsafe { dev_pagemap_failure(&raw mut pgmap, 0) };

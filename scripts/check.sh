@@ -69,7 +69,8 @@ fi
 series=$logs/series
 rm -rf "$series"
 git -C "$KTREE" format-patch -q -o "$series" "$KBASE_TAG..dpf"
-if (cd "$KTREE" && scripts/checkpatch.pl --strict --no-signoff -q "$series"/*.patch) > "$logs/checkpatch.log" 2>&1; then
+# Debian's python3 (with python3-ply and python3-git) for spdxcheck.py.
+if (cd "$KTREE" && PATH=/usr/bin:/bin:$PATH scripts/checkpatch.pl --strict -q "$series"/*.patch) > "$logs/checkpatch.log" 2>&1; then
 	pass "checkpatch --strict: all $(ls "$series" | wc -l) patches of the series"
 else
 	grep -E '^(ERROR|WARNING|CHECK)|^#|^total' "$logs/checkpatch.log" | head -n 40

@@ -12,7 +12,7 @@ PACKAGES=(
 	clang-19 lld-19 llvm-19 libclang-19-dev
 	# guest and tests
 	qemu-system-x86 busybox-static ndctl daxctl xfsprogs dmsetup
-	python3 file
+	python3 file python3-ply python3-git
 )
 
 missing=()

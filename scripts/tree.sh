@@ -5,7 +5,9 @@
 #
 # The result is a commit series on top of the pristine base (tag dpf-base):
 #   1. one commit per patches/new-files/*.txt, adding the project's new files
-#      (each file names the paths it adds on its "Files:" lines);
+#      (each file names the paths it adds on its "Files:" lines) and growing
+#      the project's MAINTAINERS entry (patches/MAINTAINERS.entry) to cover
+#      every path added so far;
 #   2. patches/*.patch, the edits to existing upstream files, in order.
 # The series is built with git plumbing in a private index, so the working
 # tree is only touched where the new HEAD differs from the old one, and an
@@ -36,12 +38,15 @@ export GIT_COMMITTER_DATE="@0 +0000"	# same input, same commit ids
 git read-tree "$KBASE_TAG"
 head=$(git rev-parse "$KBASE_TAG^{commit}")
 
+maint=$(mktemp)
+git show "$KBASE_TAG:MAINTAINERS" > "$maint"
+covered=()
 all_files=$(mktemp)
 claimed=$(mktemp)
 msg=$(mktemp)
 info=$(mktemp)
 body=$(mktemp)
-trap 'rm -f "$all_files" "$claimed" "$msg" "$info" "$body" "$KTREE/.git/dpf-index"' EXIT
+trap 'rm -f "$maint" "$all_files" "$claimed" "$msg" "$info" "$body" "$KTREE/.git/dpf-index"' EXIT
 overlay_files > "$all_files"
 
 # 1. New files, grouped into commits by patches/new-files/*.txt.
@@ -66,6 +71,10 @@ for spec in "$DPF_TOP"/patches/new-files/*.txt; do
 		done < "$all_files"
 	done
 	[ "$n" -gt 0 ] || die "$spec adds no file"
+	covered+=($(sed -n '/^---$/q; s/^Files: //p' "$spec"))
+	(cd "$DPF_TOP" && "$DPF_TOP/scripts/maintainers_entry.py" "$maint" \
+		"$DPF_TOP/patches/MAINTAINERS.entry" "${covered[@]}")
+	git update-index --cacheinfo "100644,$(git hash-object -w "$maint"),MAINTAINERS"
 	sed '1,/^---$/d' "$spec" > "$msg"
 	tree=$(git write-tree)
 	head=$(GIT_AUTHOR_NAME="${author% <*}" GIT_AUTHOR_EMAIL="$(echo "$author" | sed 's/.*<\(.*\)>.*/\1/')" \

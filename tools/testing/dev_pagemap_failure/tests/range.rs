@@ -11,7 +11,10 @@ fn r(start: u64, end: u64) -> Range {
     Range::new(start, end).unwrap()
 }
 
-fn collect(failure: Range, claims: &[(Range, usize)]) -> Vec<Result<Segment<usize>, UnsortedClaims>> {
+fn collect(
+    failure: Range,
+    claims: &[(Range, usize)],
+) -> Vec<Result<Segment<usize>, UnsortedClaims>> {
     split(failure, claims.iter().copied()).collect()
 }
 
@@ -23,8 +26,14 @@ fn constructors_reject_empty_and_overflow() {
     assert_eq!(Range::from_len(u64::MAX, 1), Err(RangeError::Overflow));
     assert_eq!(Range::from_len(1, u64::MAX), Err(RangeError::Overflow));
     assert_eq!(Range::from_len(0, u64::MAX), Ok(r(0, u64::MAX)));
-    assert_eq!(Range::from_len(u64::MAX - 1, 1), Ok(r(u64::MAX - 1, u64::MAX)));
-    assert_eq!(Range::from_inclusive(0, u64::MAX), Err(RangeError::Overflow));
+    assert_eq!(
+        Range::from_len(u64::MAX - 1, 1),
+        Ok(r(u64::MAX - 1, u64::MAX))
+    );
+    assert_eq!(
+        Range::from_inclusive(0, u64::MAX),
+        Err(RangeError::Overflow)
+    );
     assert_eq!(Range::from_inclusive(7, 6), Err(RangeError::Empty));
     assert_eq!(Range::from_inclusive(0x1000, 0x1fff), Ok(r(0x1000, 0x2000)));
     assert_eq!(r(0, u64::MAX).len(), u64::MAX);
@@ -52,7 +61,10 @@ fn intersect() {
 
 #[test]
 fn split_without_claims_is_one_unclaimed_segment() {
-    assert_eq!(collect(r(0, u64::MAX), &[]), vec![Ok(Segment::Unclaimed(r(0, u64::MAX)))]);
+    assert_eq!(
+        collect(r(0, u64::MAX), &[]),
+        vec![Ok(Segment::Unclaimed(r(0, u64::MAX)))]
+    );
 }
 
 #[test]
@@ -62,9 +74,15 @@ fn split_two_claims_and_gaps() {
         collect(r(0, 50), &claims),
         vec![
             Ok(Segment::Unclaimed(r(0, 10))),
-            Ok(Segment::Claimed { range: r(10, 20), owner: 1 }),
+            Ok(Segment::Claimed {
+                range: r(10, 20),
+                owner: 1
+            }),
             Ok(Segment::Unclaimed(r(20, 30))),
-            Ok(Segment::Claimed { range: r(30, 40), owner: 2 }),
+            Ok(Segment::Claimed {
+                range: r(30, 40),
+                owner: 2
+            }),
             Ok(Segment::Unclaimed(r(40, 50))),
         ]
     );
@@ -73,8 +91,14 @@ fn split_two_claims_and_gaps() {
     assert_eq!(
         collect(r(15, 25), &claims),
         vec![
-            Ok(Segment::Claimed { range: r(15, 20), owner: 1 }),
-            Ok(Segment::Claimed { range: r(20, 25), owner: 2 }),
+            Ok(Segment::Claimed {
+                range: r(15, 20),
+                owner: 1
+            }),
+            Ok(Segment::Claimed {
+                range: r(20, 25),
+                owner: 2
+            }),
         ]
     );
 }
@@ -87,7 +111,10 @@ fn split_at_the_top_of_the_u64_space() {
         collect(r(top - 20, top), &claims),
         vec![
             Ok(Segment::Unclaimed(r(top - 20, top - 10))),
-            Ok(Segment::Claimed { range: r(top - 10, top), owner: 7 }),
+            Ok(Segment::Claimed {
+                range: r(top - 10, top),
+                owner: 7
+            }),
         ]
     );
 }
@@ -95,7 +122,12 @@ fn split_at_the_top_of_the_u64_space() {
 #[test]
 fn split_does_not_read_claims_past_the_failure() {
     let mut taken = 0;
-    let claims = [(r(0, 10), 0), (r(10, 20), 1), (r(20, 30), 2), (r(30, 40), 3)];
+    let claims = [
+        (r(0, 10), 0),
+        (r(10, 20), 1),
+        (r(20, 30), 2),
+        (r(30, 40), 3),
+    ];
     let it = claims.iter().copied().inspect(|_| taken += 1);
     let segs: Vec<_> = split(r(5, 15), it).collect();
     assert_eq!(segs.len(), 2);
@@ -109,7 +141,10 @@ fn split_reports_unsorted_or_overlapping_claims_once() {
         collect(r(0, 50), &claims),
         vec![
             Ok(Segment::Unclaimed(r(0, 10))),
-            Ok(Segment::Claimed { range: r(10, 20), owner: 1 }),
+            Ok(Segment::Claimed {
+                range: r(10, 20),
+                owner: 1
+            }),
             Err(UnsortedClaims),
         ]
     );
@@ -137,7 +172,11 @@ fn claims_strategy(n: u64) -> impl Strategy<Value = Vec<(u64, u64)>> {
         let cuts: Vec<u64> = cuts.into_iter().collect();
         // Consecutive cut points delimit claims; every third gap is left
         // unclaimed, so the claims both touch and leave holes.
-        cuts.windows(2).enumerate().filter(|(i, _)| i % 3 != 2).map(|(_, w)| (w[0], w[1])).collect()
+        cuts.windows(2)
+            .enumerate()
+            .filter(|(i, _)| i % 3 != 2)
+            .map(|(_, w)| (w[0], w[1]))
+            .collect()
     })
 }
 
@@ -164,10 +203,14 @@ proptest! {
         let abs_claims: Vec<(Range, usize)> =
             claims.iter().enumerate().map(|(i, &(s, e))| (r(to_abs(s), to_abs(e)), i)).collect();
         // A caller may start the claim iterator at any claim ending at or before the failure.
-        let first = abs_claims.iter().position(|(c, _)| c.end() > failure.start()).unwrap_or(abs_claims.len());
+        let first = abs_claims
+            .iter()
+            .position(|(c, _)| c.end() > failure.start())
+            .unwrap_or(abs_claims.len());
         let start_at = first.saturating_sub(skip);
 
-        let got: Vec<(u64, u64, Option<usize>)> = split(failure, abs_claims[start_at..].iter().copied())
+        let claims_from_start = abs_claims[start_at..].iter().copied();
+        let got: Vec<(u64, u64, Option<usize>)> = split(failure, claims_from_start)
             .map(|s| match s.unwrap() {
                 Segment::Claimed { range, owner } => (range.start(), range.end(), Some(owner)),
                 Segment::Unclaimed(range) => (range.start(), range.end(), None),

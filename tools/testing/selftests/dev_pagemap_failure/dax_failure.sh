@@ -82,7 +82,8 @@ ktap_print_msg "kernel log lines 'Sending SIGBUS' during the removal: $kills"
 if [ "$kills" -le 1 ]; then
 	ktap_test_pass "removal revoked the mapping without per-page kills"
 else
-	ktap_test_xfail "removal logged $kills per-page kills (one per page of a $SIZE_MB MiB mapping, the log buffer may hold fewer); ranged revocation is not wired up yet"
+	# XFAIL until the owner registry revokes the mapping in one call.
+	ktap_test_xfail "removal logged $kills per-page kills for a $SIZE_MB MiB mapping (the log may hold fewer)"
 fi
 
 # 6. The filesystem is shut down and can be unmounted.

@@ -49,8 +49,24 @@ struct report {
 	int munmap_errno;
 };
 
+/*
+ * State shared with the SIGBUS handler, and the probe loop's index (a global
+ * so that its value survives siglongjmp()). Accessed with __atomic builtins,
+ * which the compiler can neither elide nor reorder across the handler.
+ */
 static sigjmp_buf fault_jmp;
-static volatile sig_atomic_t last_si_code, in_access, idle_sigbus;
+static int last_si_code, in_access;
+static long idle_sigbus, cur_page;
+
+static uint64_t peek(char *map, long page_size, long page)
+{
+	return __atomic_load_n((uint64_t *)(map + page * page_size), __ATOMIC_RELAXED);
+}
+
+static void poke(char *map, long page_size, long page, uint64_t value)
+{
+	__atomic_store_n((uint64_t *)(map + page * page_size), value, __ATOMIC_RELAXED);
+}
 
 /*
  * A SIGBUS raised by an access jumps back to the probe loop. One that the
@@ -61,11 +77,11 @@ static void on_sigbus(int sig, siginfo_t *si, void *ctx)
 {
 	(void)sig;
 	(void)ctx;
-	if (!in_access) {
-		idle_sigbus++;
+	if (!__atomic_load_n(&in_access, __ATOMIC_RELAXED)) {
+		__atomic_fetch_add(&idle_sigbus, 1, __ATOMIC_RELAXED);
 		return;
 	}
-	last_si_code = si->si_code;
+	__atomic_store_n(&last_si_code, si->si_code, __ATOMIC_RELAXED);
 	siglongjmp(fault_jmp, 1);
 }
 
@@ -76,9 +92,11 @@ static uint64_t pattern(long page)
 
 static void count_sigbus(struct report *r)
 {
-	if (last_si_code == BUS_ADRERR)
+	int code = __atomic_load_n(&last_si_code, __ATOMIC_RELAXED);
+
+	if (code == BUS_ADRERR)
 		r->sigbus_adrerr++;
-	else if (last_si_code == BUS_MCEERR_AR || last_si_code == BUS_MCEERR_AO)
+	else if (code == BUS_MCEERR_AR || code == BUS_MCEERR_AO)
 		r->sigbus_mceerr++;
 	else
 		r->sigbus_other++;
@@ -96,7 +114,7 @@ static int child(const char *path, size_t size, off_t offset,
 	long page_size = sysconf(_SC_PAGESIZE);
 	struct report r = { .first_accessible = -1 };
 	struct sigaction sa = { 0 };
-	volatile char *map;
+	char *map;
 	struct stat st;
 	char c;
 	int fd;
@@ -116,9 +134,9 @@ static int child(const char *path, size_t size, off_t offset,
 		return 12;
 	close(fd);
 	for (long p = 0; p < r.pages; p++)
-		*(volatile uint64_t *)(map + p * page_size) = pattern(p);
+		poke(map, page_size, p, pattern(p));
 	for (long p = 0; p < r.pages; p++)
-		if (*(volatile uint64_t *)(map + p * page_size) != pattern(p))
+		if (peek(map, page_size, p) != pattern(p))
 			return 13;
 
 	if (write(ready_fd, "r", 1) != 1)
@@ -127,18 +145,16 @@ static int child(const char *path, size_t size, off_t offset,
 		if (errno != EINTR)
 			return 14;
 
-	in_access = 1;
-	for (volatile long p = 0; p < r.pages; p++) {
-		volatile uint64_t *word = (volatile uint64_t *)(map + p * page_size);
-
+	__atomic_store_n(&in_access, 1, __ATOMIC_RELAXED);
+	for (cur_page = 0; cur_page < r.pages; cur_page++) {
 		if (sigsetjmp(fault_jmp, 1) == 0) {
-			uint64_t v = *word;
+			uint64_t v = peek(map, page_size, cur_page);
 
 			r.read_ok++;
-			if (v == pattern(p))
+			if (v == pattern(cur_page))
 				r.read_stale++;
 			if (r.first_accessible < 0)
-				r.first_accessible = p;
+				r.first_accessible = cur_page;
 		} else {
 			r.read_sigbus++;
 			count_sigbus(&r);
@@ -147,24 +163,22 @@ static int child(const char *path, size_t size, off_t offset,
 	/* Said before the writes, which is where a stale mapping may Oops. */
 	printf("# process %d: reads: %ld ok (%ld with the old data), %ld SIGBUS; now writing\n",
 	       getpid(), r.read_ok, r.read_stale, r.read_sigbus);
-	for (volatile long p = 0; p < r.pages; p++) {
-		volatile uint64_t *word = (volatile uint64_t *)(map + p * page_size);
-
+	for (cur_page = 0; cur_page < r.pages; cur_page++) {
 		if (sigsetjmp(fault_jmp, 1) == 0) {
-			*word = ~pattern(p);
+			poke(map, page_size, cur_page, ~pattern(cur_page));
 			r.write_ok++;
 			if (r.first_accessible < 0)
-				r.first_accessible = p;
+				r.first_accessible = cur_page;
 		} else {
 			r.write_sigbus++;
 			count_sigbus(&r);
 		}
 	}
-	in_access = 0;
-	r.sigbus_idle = idle_sigbus;
+	__atomic_store_n(&in_access, 0, __ATOMIC_RELAXED);
+	r.sigbus_idle = __atomic_load_n(&idle_sigbus, __ATOMIC_RELAXED);
 	printf("# process %d: writes: %ld ok, %ld SIGBUS; now unmapping\n",
 	       getpid(), r.write_ok, r.write_sigbus);
-	r.munmap_errno = munmap((void *)map, size) ? errno : 0;
+	r.munmap_errno = munmap(map, size) ? errno : 0;
 	if (write(report_fd, &r, sizeof(r)) != sizeof(r))
 		return 15;
 	return 0;
