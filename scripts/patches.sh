@@ -10,8 +10,19 @@
 dest=$DPF_OUT/patches
 rm -rf "$dest"
 mkdir -p "$dest"
-git -C "$KTREE" format-patch -q --no-signature --zero-commit --cover-letter \
+git -C "$KTREE" -c user.name="dpf developers" -c user.email=dpf@localhost \
+	format-patch -q --no-signature --zero-commit --cover-letter \
 	-o "$dest" "$KBASE_TAG..dpf"
+# The cover letter's subject and blurb come from patches/cover-letter.txt.
+cover=$dest/0000-cover-letter.patch
+subject=$(head -n1 "$DPF_TOP/patches/cover-letter.txt")
+python3 - "$cover" "$subject" "$DPF_TOP/patches/cover-letter.txt" <<'PY'
+import sys
+path, subject, blurb_file = sys.argv[1:]
+blurb = open(blurb_file).read().split("\n", 2)[2].rstrip("\n")
+text = open(path).read().replace("*** SUBJECT HERE ***", subject)
+open(path, "w").write(text.replace("*** BLURB HERE ***", blurb))
+PY
 log "series: $(ls "$dest" | wc -l) files in $dest"
 
 check=$DPF_CACHE/am-check
