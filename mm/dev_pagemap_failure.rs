@@ -114,12 +114,11 @@ fn pagemap_failure_pages(pgmap: &DevPagemap) -> Result<FailurePages, RangeError>
         let pfns = phys_to_pfns(phys)?;
         pages.ranges += 1;
         for segment in split(pfns, core::iter::empty::<(Range, ())>()) {
-            match segment {
-                Ok(Segment::Claimed { range, .. }) => pages.claimed += range.len(),
-                Ok(Segment::Unclaimed(range)) => pages.unclaimed += range.len(),
-                // The empty claim list is trivially sorted.
-                Err(_) => return Err(RangeError::Empty),
-            }
+            let (count, range) = match segment? {
+                Segment::Claimed { range, .. } => (&mut pages.claimed, range),
+                Segment::Unclaimed(range) => (&mut pages.unclaimed, range),
+            };
+            *count = count.checked_add(range.len()).ok_or(RangeError::Overflow)?;
         }
     }
     Ok(pages)

@@ -24,6 +24,8 @@ pub enum RangeError {
     Overflow,
     /// A bound is not a multiple of the unit being converted to.
     Unaligned,
+    /// The claims given to [`split`] were not sorted and disjoint.
+    UnsortedClaims,
 }
 
 /// A non-empty half-open range `[start, end)`.
@@ -136,10 +138,6 @@ pub enum Segment<T> {
     Unclaimed(Range),
 }
 
-/// The claims handed to [`split`] were not sorted and disjoint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UnsortedClaims;
-
 /// Splits `failure` into the parts covered by `claims` and the parts nobody claims.
 ///
 /// `claims` yields `(range, owner)` pairs sorted by start and pairwise disjoint. It may start
@@ -149,7 +147,7 @@ pub struct UnsortedClaims;
 /// The segments come in ascending order, cover `failure` exactly once, and no two adjacent
 /// segments are both unclaimed. Each claim yields at most one segment, so dispatching the
 /// segments makes one call per claim. If the claims turn out not to be sorted and disjoint the
-/// iterator yields `Err(UnsortedClaims)` once and then ends.
+/// iterator yields `Err(RangeError::UnsortedClaims)` once and then ends.
 pub fn split<T, I>(failure: Range, claims: I) -> Split<T, I::IntoIter>
 where
     I: IntoIterator<Item = (Range, T)>,
@@ -182,20 +180,20 @@ where
     I: Iterator<Item = (Range, T)>,
 {
     /// Ends the iteration, yielding the unclaimed tail of the failure range if there is one.
-    fn finish(&mut self) -> Option<Result<Segment<T>, UnsortedClaims>> {
+    fn finish(&mut self) -> Option<Result<Segment<T>, RangeError>> {
         self.done = true;
         Range::new(self.next, self.failure.end)
             .ok()
             .map(|tail| Ok(Segment::Unclaimed(tail)))
     }
 
-    fn next_claim(&mut self) -> Option<Result<(Range, T), UnsortedClaims>> {
+    fn next_claim(&mut self) -> Option<Result<(Range, T), RangeError>> {
         if let Some(claim) = self.pending.take() {
             return Some(Ok(claim));
         }
         let (range, owner) = self.claims.next()?;
         if range.start < self.prev_claim_end {
-            return Some(Err(UnsortedClaims));
+            return Some(Err(RangeError::UnsortedClaims));
         }
         self.prev_claim_end = range.end;
         Some(Ok((range, owner)))
@@ -206,7 +204,7 @@ impl<T, I> Iterator for Split<T, I>
 where
     I: Iterator<Item = (Range, T)>,
 {
-    type Item = Result<Segment<T>, UnsortedClaims>;
+    type Item = Result<Segment<T>, RangeError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {

@@ -4,17 +4,14 @@
 //! property tests against a naive model that walks every unit of a small
 //! universe, placed anywhere in the u64 space (including against u64::MAX).
 
-use dev_pagemap_failure_host::range::{split, Range, RangeError, Segment, UnsortedClaims};
+use dev_pagemap_failure_host::range::{split, Range, RangeError, Segment};
 use proptest::prelude::*;
 
 fn r(start: u64, end: u64) -> Range {
     Range::new(start, end).unwrap()
 }
 
-fn collect(
-    failure: Range,
-    claims: &[(Range, usize)],
-) -> Vec<Result<Segment<usize>, UnsortedClaims>> {
+fn collect(failure: Range, claims: &[(Range, usize)]) -> Vec<Result<Segment<usize>, RangeError>> {
     split(failure, claims.iter().copied()).collect()
 }
 
@@ -145,12 +142,12 @@ fn split_reports_unsorted_or_overlapping_claims_once() {
                 range: r(10, 20),
                 owner: 1
             }),
-            Err(UnsortedClaims),
+            Err(RangeError::UnsortedClaims),
         ]
     );
     let claims = [(r(30, 40), 1), (r(10, 20), 2)];
     let segs = collect(r(0, 50), &claims);
-    assert_eq!(segs.last(), Some(&Err(UnsortedClaims)));
+    assert_eq!(segs.last(), Some(&Err(RangeError::UnsortedClaims)));
 }
 
 /// The naive model: owner of every unit, run-length encoded.
