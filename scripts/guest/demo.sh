@@ -69,7 +69,9 @@ dm-linear)
 	dax_setup_namespaces fsdax 1024M
 	target=$pmem
 	sectors=$(cat "/sys/block/$pmem/size")
-	dmsetup create demo-linear --table "0 $sectors linear /dev/$pmem 0" ||
+	# No udev in the guest: dmsetup makes the /dev/mapper node itself.
+	dmsetup create --noudevsync demo-linear --table "0 $sectors linear /dev/$pmem 0" &&
+		dmsetup mknodes demo-linear ||
 		{ echo "DEMO error dmsetup failed"; exit 1; }
 	mount_xfs /dev/mapper/demo-linear -m rmapbt=1
 	make_files $(($(dax_agcount /dev/mapper/demo-linear) - 1))
@@ -94,5 +96,11 @@ if mountpoint -q "$MNT" 2>/dev/null; then
 		echo "DEMO umount failed: $(umount "$MNT" 2>&1)"
 	fi
 fi
-[ "$scenario" = dm-linear ] && { dmsetup remove demo-linear 2>&1 && echo "DEMO dmsetup-remove ok"; }
+if [ "$scenario" = dm-linear ]; then
+	if dmsetup remove --noudevsync demo-linear 2>&1; then
+		echo "DEMO dmsetup-remove ok"
+	else
+		echo "DEMO dmsetup-remove failed"
+	fi
+fi
 echo "DEMO done"
