@@ -36,7 +36,7 @@ report() {	# report SCENARIO TIMEOUT DESCRIPTION RUN_DIR
 		echo "   removal DID NOT RETURN within the ${t}s cap"
 	fi
 	sed -n 's/^# process \([0-9]*\): /   process \1 after removal: /p' "$res"
-	sed -n 's/^# after removal, /   all processes: /p' "$res"
+	sed -n 's/^# after removal: /   all processes: /p' "$res"
 	sed -n 's/^\(not ok\|ok\) 3 /   verdict: \1 - /p' "$res"
 	sed -n 's/^\(not ok\|ok\) 4 /   exit:    \1 - /p' "$res"
 	sed -n 's/^# process \([0-9]*\) killed by signal \(.*\)/   process \1 killed by signal \2/p' "$res"
