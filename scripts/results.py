@@ -22,8 +22,10 @@ from pathlib import Path
 
 SPLAT = re.compile(
     r"WARNING:|\bBUG[: ]|kernel BUG|Oops|general protection fault|KASAN|UBSAN"
+    # lockdep's reports start with "WARNING:"; these name the common ones
+    # again in case the WARNING line is lost.
     r"|possible circular locking|possible recursive locking|inconsistent lock state"
-    r"|lockdep|DEBUG_LOCKS_WARN_ON|blocked for more than|soft lockup|hard LOCKUP"
+    r"|DEBUG_LOCKS_WARN_ON|blocked for more than|soft lockup|hard LOCKUP"
     r"|Kernel panic|detected stall|Call Trace:|list_(add|del) corruption|ODEBUG"
     r"|unreferenced object")
 KTAP_RESULT = re.compile(r"^(not )?ok (\d+)\s*(?:-\s*)?(.*?)(?:\s+#\s*(\w+)(.*))?$")

@@ -70,8 +70,11 @@ run_probe "devdax: mappings revoked on removal" \
 # 4. fsdax XFS rmapbt=1, data in the last AG (upstream notifies XFS here).
 dmesg -c >/dev/null
 if [ -n "$file" ]; then
+	# XFAIL while removal goes through upstream's per-page path: it can
+	# take longer than the limit (seconds under KASAN).
 	run_probe "fsdax XFS rmapbt=1, data in last AG: mappings revoked on removal" \
-		-s "$SIZE_MB" -r "$(dax_unbind_arg "$pmem")" "$file"
+		-s "$SIZE_MB" -r "$(dax_unbind_arg "$pmem")" \
+		-x "per-page upstream path, no ranged owner yet" "$file"
 else
 	ktap_test_fail "fsdax XFS rmapbt=1: no file with data in the last AG"
 fi
@@ -83,7 +86,7 @@ if [ "$kills" -le 1 ]; then
 	ktap_test_pass "removal revoked the mapping without per-page kills"
 else
 	# XFAIL until the owner registry revokes the mapping in one call.
-	ktap_test_xfail "removal logged $kills per-page kills for a $SIZE_MB MiB mapping (the log may hold fewer)"
+	ktap_test_xfail "removal logged $kills per-page kills for $SIZE_MB MiB (or more)"
 fi
 
 # 6. The filesystem is shut down and can be unmounted.
