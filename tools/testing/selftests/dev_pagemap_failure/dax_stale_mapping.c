@@ -349,7 +349,8 @@ int main(int argc, char **argv)
 		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 			exited++;
 		else if (WIFSIGNALED(status))
-			ksft_print_msg("process %d killed by signal %d\n", pids[i], WTERMSIG(status));
+			ksft_print_msg("process %d killed by signal %d\n",
+				       pids[i], WTERMSIG(status));
 		else
 			ksft_print_msg("process %d exited with %d\n", pids[i], WEXITSTATUS(status));
 	}
@@ -365,7 +366,7 @@ int main(int argc, char **argv)
 	revoked = total.pages && total.read_ok == 0 && total.write_ok == 0 &&
 		  total.read_sigbus == total.pages && total.write_sigbus == total.pages;
 	snprintf(detail, sizeof(detail),
-		 "%ld of %ld pages readable (%ld with old data), %ld writable, first page %ld",
+		 "%ld/%ld pages readable (%ld old data), %ld writable, first page %ld",
 		 total.read_ok, total.pages, total.read_stale, total.write_ok, first_accessible);
 	if (revoked)
 		ksft_test_result_pass("no page readable or writable after removal\n");
