@@ -25,7 +25,8 @@ run_probe() {
 	out=$("$PROBE" "$@" 2>&1)
 	rc=$?
 	echo "$out" | sed 's/^/    /'
-	xfails=$(echo "$out" | sed -n 's/^ok [0-9]* # XFAIL \(.*\)/\1/p' | tr '\n' ';' | sed 's/;$//')
+	xfails=$(echo "$out" | sed -n 's/^ok [0-9]* # XFAIL \(.*\)/\1/p' |
+		tr '\n' ';' | sed 's/;$//')
 	if [ $rc -eq 0 ] && [ -n "$xfails" ]; then
 		ktap_test_xfail "$name: $xfails"
 	else
