@@ -40,18 +40,19 @@ report() {	# report SCENARIO TIMEOUT DESCRIPTION RUN_DIR
 	sed -n 's/^\(not ok\|ok\) 3 /   verdict: \1 - /p' "$res"
 	sed -n 's/^\(not ok\|ok\) 4 /   exit:    \1 - /p' "$res"
 	sed -n 's/^# process \([0-9]*\) killed by signal \(.*\)/   process \1 killed by signal \2/p' "$res"
-	grep -q '^# process [0-9]*:' "$res" || { grep -q '^# removal:' "$res" &&
-		echo "   processes never finished probing (stuck or killed)"; }
+	if grep -q '^# removal:' "$res" && ! grep -q '^# after removal:' "$res"; then
+		echo "   the processes never finished (stuck in the kernel or killed)"
+	fi
 	sed -n 's/^DEMO umount /   umount: /p; s/^DEMO dmsetup-remove /   dmsetup remove: /p' "$res"
 	echo "   kernel log:"
-	grep -a -m1 'dev_pagemap_failure:' "$con" | sed 's/^\[[ 0-9.]*\] /     /'
-	grep -a -E 'XFS \(.*\): (Device is about|User initiated shutdown|.*Shutting down)' "$con" |
-		sed 's/^\[[ 0-9.]*\] /     /' | head -n 3
+	{ grep -a -m1 'dev_pagemap_failure:' "$con" || true; } | sed 's/^\[[ 0-9.]*\] /     /'
+	{ grep -a -E 'XFS \(.*\): (Device is about|User initiated shutdown|.*Shutting down)' "$con" ||
+		true; } | sed 's/^\[[ 0-9.]*\] /     /' | head -n 3
 	local kills
 	kills=$(grep -a -c 'Sending SIGBUS' "$con" || true)
 	[ "$kills" -eq 0 ] || echo "     $kills 'Memory failure: ... Sending SIGBUS' lines (one per page)"
-	grep -a -m3 -E 'BUG:|Oops|WARNING:|general protection|Kernel panic|blocked for more than' "$con" |
-		sed 's/^\[[ 0-9.]*\] /     /'
+	{ grep -a -m3 -E 'BUG:|Oops|WARNING:|general protection|Kernel panic|blocked for more than' \
+		"$con" || true; } | sed 's/^\[[ 0-9.]*\] /     /'
 	case $status in
 	"exit 0") echo "   guest: scenario finished, powered off after ${secs}s" ;;
 	timeout) echo "   guest: STILL RUNNING after the ${t}s cap (hung or still looping); killed" ;;

@@ -64,6 +64,8 @@ timeout -k 10 "$timeout" "${qemu[@]}" -append "$append" \
 rc=$?
 set -e
 elapsed=$(($(date +%s) - start))
+# The serial ports deliver CRLF line ends.
+sed -i 's/\r$//' "$rundir/console.log" "$rundir/results.log"
 if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
 	status=timeout
 elif exit_line=$(grep -a '^DPF-GUEST-EXIT ' "$rundir/results.log" | tail -n1) && [ -n "$exit_line" ]; then
