@@ -21,8 +21,11 @@ cd "$KTREE"
 # The directories of this repository that hold files at their kernel path.
 OVERLAY_ROOTS="Documentation drivers fs include mm rust tools"
 
+# Cargo.lock pins the host test crate's dependencies for this repository's
+# `cargo test --locked`; it is not part of the kernel series.
 overlay_files() {
 	env -u GIT_INDEX_FILE git -C "$DPF_TOP" ls-files --cached --others --exclude-standard -- $OVERLAY_ROOTS |
+		grep -v '/Cargo\.lock$' |
 		while read -r f; do [ -f "$DPF_TOP/$f" ] && echo "$f"; done | sort
 }
 
