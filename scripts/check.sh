@@ -95,10 +95,15 @@ log "check: guest run (debug kernel, QEMU TCG, 2 GiB NVDIMM)"
 run=$DPF_OUT/runs/debug-check
 "$DPF_TOP/scripts/vm.sh" -k debug -t "${DPF_GUEST_TIMEOUT:-900}" -o "$run" \
 	-a "${DPF_GUEST_ARGS:-}" check || true
-python3 "$DPF_TOP/scripts/results.py" "$run" dev_pagemap_failure | tee "$logs/guest.txt"
-read -r gp gf gs < <(tail -n1 "$logs/guest.txt" | awk '{ print $1, $3, $5 }')
-passed=$((passed + gp))
-failed=$((failed + gf + gs))
-[ "$gs" -eq 0 ] || echo "  ($gs skipped guest tests count as failed: every test must run)"
+python3 "$DPF_TOP/scripts/results.py" "$run" dev_pagemap_failure 2>&1 | tee "$logs/guest.txt" || true
+last=$(tail -n1 "$logs/guest.txt")
+if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed,\ ([0-9]+)\ skipped$ ]]; then
+	passed=$((passed + BASH_REMATCH[1]))
+	failed=$((failed + BASH_REMATCH[2] + BASH_REMATCH[3]))
+	[ "${BASH_REMATCH[3]}" -eq 0 ] ||
+		echo "  (${BASH_REMATCH[3]} skipped guest tests count as failed: every test must run)"
+else
+	fail "judging the guest run (scripts/results.py) did not finish"
+fi
 
 finish
