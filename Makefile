@@ -51,7 +51,7 @@ shell: kernel-$(VARIANT) initramfs
 
 host-test:
 	@cd tools/testing/dev_pagemap_failure && \
-		CARGO_TARGET_DIR=$${DPF_CACHE:-$$HOME/.cache/dev-pagemap-failure}/host-target cargo test
+		CARGO_TARGET_DIR=$(CURDIR)/out/host-target cargo test --locked
 
 check:
 	@$(S)/check.sh

@@ -42,7 +42,7 @@ setup tree "$DPF_TOP/scripts/tree.sh"
 
 log "check: host tests (cargo test)"
 host=$DPF_TOP/tools/testing/dev_pagemap_failure
-if (cd "$host" && CARGO_TARGET_DIR=$DPF_CACHE/host-target cargo test --locked 2>&1) > "$logs/host.log"; then
+if (cd "$host" && CARGO_TARGET_DIR=$DPF_OUT/host-target cargo test --locked 2>&1) > "$logs/host.log"; then
 	host_rc=0
 else
 	host_rc=1

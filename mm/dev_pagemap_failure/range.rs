@@ -26,6 +26,10 @@ pub enum RangeError {
     Unaligned,
     /// The claims given to [`split`] were not sorted and disjoint.
     UnsortedClaims,
+    /// A value lies outside the range it must be translated from.
+    OutOfRange,
+    /// The values given to [`coalesce`] were not strictly ascending.
+    Unsorted,
 }
 
 /// A non-empty half-open range `[start, end)`.
@@ -93,6 +97,38 @@ impl Range {
     /// The overlap of two ranges, if any.
     pub fn intersect(&self, other: &Range) -> Option<Range> {
         Range::new(max(self.start, other.start), min(self.end, other.end)).ok()
+    }
+
+    /// Whether the two ranges share at least one value.
+    pub fn overlaps(&self, other: &Range) -> bool {
+        self.start < other.end && other.start < self.end
+    }
+
+    /// Whether `other` lies entirely inside this range.
+    pub fn contains(&self, other: &Range) -> bool {
+        self.start <= other.start && other.end <= self.end
+    }
+
+    /// Moves this range from the space of `from` into the space of `to`: the value at distance
+    /// `d` from `from.start()` becomes `to.start() + d`. This is how a pfn range becomes a
+    /// device offset range, or a range of a device below device-mapper one of the dm device.
+    ///
+    /// Fails with [`RangeError::OutOfRange`] unless this range lies inside `from`, and with
+    /// [`RangeError::Overflow`] if the result does not fit in `to`.
+    pub fn translate(&self, from: &Range, to: &Range) -> Result<Range, RangeError> {
+        if !from.contains(self) {
+            return Err(RangeError::OutOfRange);
+        }
+        // No underflow: `from.start <= self.start` and `self.end <= from.end` just above.
+        let start = to
+            .start
+            .checked_add(self.start - from.start)
+            .ok_or(RangeError::Overflow)?;
+        let end = start.checked_add(self.len()).ok_or(RangeError::Overflow)?;
+        if end > to.end {
+            return Err(RangeError::Overflow);
+        }
+        Range::new(start, end)
     }
 
     /// Converts a range of `1 << shift` sized units (e.g. pages) into the finer unit (e.g.
@@ -248,6 +284,66 @@ where
                 self.done = true;
             }
             return Some(Ok(Segment::Claimed { range, owner }));
+        }
+    }
+}
+
+/// Coalesces strictly ascending values (e.g. poisoned pfns) into maximal runs of consecutive
+/// values, so that a caller with a list of pages can dispatch whole ranges.
+///
+/// Yields `Err(RangeError::Unsorted)` once and ends if a value is not greater than the one
+/// before it; values equal to `u64::MAX` cannot be in a [`Range`] and yield
+/// `Err(RangeError::Overflow)`.
+pub fn coalesce<I>(values: I) -> Coalesce<I::IntoIter>
+where
+    I: IntoIterator<Item = u64>,
+{
+    Coalesce {
+        values: values.into_iter(),
+        run: None,
+        done: false,
+    }
+}
+
+/// The iterator returned by [`coalesce`].
+pub struct Coalesce<I> {
+    values: I,
+    /// The run being built, `[start, end)`.
+    run: Option<(u64, u64)>,
+    done: bool,
+}
+
+impl<I> Iterator for Coalesce<I>
+where
+    I: Iterator<Item = u64>,
+{
+    type Item = Result<Range, RangeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        loop {
+            let Some(value) = self.values.next() else {
+                self.done = true;
+                return self.run.take().map(|(start, end)| Range::new(start, end));
+            };
+            let Some(next) = value.checked_add(1) else {
+                self.done = true;
+                return Some(Err(RangeError::Overflow));
+            };
+            match self.run {
+                None => self.run = Some((value, next)),
+                Some((start, end)) if value == end => self.run = Some((start, next)),
+                Some((_, end)) if value > end => {
+                    let finished = self.run.replace((value, next));
+                    return finished.map(|(start, end)| Range::new(start, end));
+                }
+                Some(_) => {
+                    self.done = true;
+                    return Some(Err(RangeError::Unsorted));
+                }
+            }
         }
     }
 }

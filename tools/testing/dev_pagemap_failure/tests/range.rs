@@ -4,7 +4,7 @@
 //! property tests against a naive model that walks every unit of a small
 //! universe, placed anywhere in the u64 space (including against u64::MAX).
 
-use dev_pagemap_failure_host::range::{split, Range, RangeError, Segment};
+use dev_pagemap_failure_host::range::{coalesce, split, Range, RangeError, Segment};
 use proptest::prelude::*;
 
 fn r(start: u64, end: u64) -> Range {
@@ -246,6 +246,105 @@ proptest! {
                 prop_assert_eq!(e, RangeError::Overflow);
                 prop_assert!(u128::from(range.end()) << shift > u128::from(u64::MAX));
             }
+        }
+    }
+}
+
+#[test]
+fn translate_moves_between_spaces() {
+    // pfns 0x100000..0x140000 of a pagemap are device offsets 0..1 GiB in pages.
+    let pfns = r(0x100000, 0x140000);
+    let dev = r(0, 0x40000);
+    assert_eq!(
+        r(0x100010, 0x100020).translate(&pfns, &dev),
+        Ok(r(0x10, 0x20))
+    );
+    assert_eq!(pfns.translate(&pfns, &dev), Ok(dev));
+    assert_eq!(
+        r(0xfffff, 0x100001).translate(&pfns, &dev),
+        Err(RangeError::OutOfRange)
+    );
+    assert_eq!(
+        r(0x13ffff, 0x140001).translate(&pfns, &dev),
+        Err(RangeError::OutOfRange)
+    );
+    // The target space is too small, or sits against u64::MAX.
+    assert_eq!(
+        r(0, 10).translate(&r(0, 10), &r(5, 10)),
+        Err(RangeError::Overflow)
+    );
+    let top = u64::MAX;
+    assert_eq!(
+        r(0, 10).translate(&r(0, 10), &r(top - 10, top)),
+        Ok(r(top - 10, top))
+    );
+}
+
+#[test]
+fn coalesce_runs() {
+    let runs: Vec<_> = coalesce([1, 2, 3, 7, 9, 10]).collect();
+    assert_eq!(runs, vec![Ok(r(1, 4)), Ok(r(7, 8)), Ok(r(9, 11))]);
+    assert_eq!(coalesce([]).next(), None);
+    let runs: Vec<_> = coalesce([1, 2, 2, 5]).collect();
+    assert_eq!(runs, vec![Err(RangeError::Unsorted)]);
+    let runs: Vec<_> = coalesce([1, 5, 3]).collect();
+    assert_eq!(runs, vec![Ok(r(1, 2)), Err(RangeError::Unsorted)]);
+    let runs: Vec<_> = coalesce([u64::MAX - 2, u64::MAX - 1]).collect();
+    assert_eq!(runs, vec![Ok(r(u64::MAX - 2, u64::MAX))]);
+    let runs: Vec<_> = coalesce([u64::MAX - 1, u64::MAX]).collect();
+    assert_eq!(runs, vec![Err(RangeError::Overflow)]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    #[test]
+    fn overlaps_and_contains_match_model(
+        a in 0u64..64, la in 1u64..16,
+        b in 0u64..64, lb in 1u64..16,
+    ) {
+        let (x, y) = (r(a, a + la), r(b, b + lb));
+        let shared = (a..a + la).any(|v| (b..b + lb).contains(&v));
+        prop_assert_eq!(x.overlaps(&y), shared);
+        prop_assert_eq!(y.overlaps(&x), shared);
+        prop_assert_eq!(x.contains(&y), (b..b + lb).all(|v| (a..a + la).contains(&v)));
+        prop_assert_eq!(x.intersect(&y).is_some(), shared);
+    }
+
+    #[test]
+    fn translate_round_trips(
+        from_start in any::<u64>(), from_len in 1u64..1 << 40,
+        to_start in any::<u64>(), off in any::<u64>(), len in 1u64..1 << 20,
+    ) {
+        let Ok(from) = Range::from_len(from_start, from_len) else { return Ok(()) };
+        let Ok(to) = Range::from_len(to_start, from_len) else { return Ok(()) };
+        let Ok(piece) = Range::from_len(from_start.wrapping_add(off % from_len), len) else {
+            return Ok(());
+        };
+        match piece.translate(&from, &to) {
+            Ok(moved) => {
+                prop_assert!(from.contains(&piece));
+                prop_assert_eq!(moved.len(), piece.len());
+                prop_assert_eq!(moved.start() - to.start(), piece.start() - from.start());
+                prop_assert_eq!(moved.translate(&to, &from), Ok(piece));
+            }
+            Err(e) => {
+                prop_assert_eq!(e, RangeError::OutOfRange);
+                prop_assert!(!from.contains(&piece));
+            }
+        }
+    }
+
+    #[test]
+    fn coalesce_matches_model(set in proptest::collection::btree_set(0u64..200, 0..60),
+                              base in prop_oneof![Just(0u64), Just(u64::MAX - 201)]) {
+        let values: Vec<u64> = set.iter().map(|v| base + v).collect();
+        let got: Vec<Range> = coalesce(values.iter().copied()).map(|x| x.unwrap()).collect();
+        // Every value is covered exactly once, runs are maximal and ordered.
+        let covered: Vec<u64> = got.iter().flat_map(|x| x.start()..x.end()).collect();
+        prop_assert_eq!(&covered, &values);
+        for pair in got.windows(2) {
+            prop_assert!(pair[0].end() < pair[1].start());
         }
     }
 }
