@@ -54,7 +54,9 @@ qemu=(qemu-system-x86_64 -accel tcg -cpu max,la57=off -smp 2
       -device nvdimm,id=nvdimm1,memdev=mem1,label-size=128K
       -kernel "$kernel" -initrd "$initrd"
       -no-reboot -display none -monitor none)
-append="console=ttyS0 panic=-1 dpf.run=$script $extra"
+# log_buf_len: upstream's per-page removal path logs one line per page; the
+# guest's dmesg must hold them all for the tests to count them.
+append="console=ttyS0 panic=-1 log_buf_len=16M dpf.run=$script $extra"
 
 if [ "$script" = shell ]; then
 	exec "${qemu[@]}" -append "$append" -serial mon:stdio -serial null

@@ -94,7 +94,7 @@ if [ "$kills" -le 1 ]; then
 	ktap_test_pass "removal revoked the mapping without per-page kills"
 else
 	# XFAIL until the owner registry revokes the mapping in one call.
-	ktap_test_xfail "removal logged $kills per-page kills for $SIZE_MB MiB (or more)"
+	ktap_test_xfail "removal logged $kills per-page kills for a $SIZE_MB MiB mapping"
 fi
 
 # 6. The filesystem is shut down and can be unmounted.
