@@ -4,32 +4,42 @@
 //!
 //! When a pmem/CXL/NVDIMM device goes away, or a large range of it is poisoned, every DAX
 //! mapping of it must be revoked. Upstream does that one page at a time through
-//! `memory_failure()`. This object is the core of the ranged replacement: the pmem driver calls
-//! [`dev_pagemap_failure`] once, and the failure is handed to whoever owns each part of the
-//! device in one call per owner, with the pfn-at-a-time walk left only for unowned memory.
+//! `memory_failure()`. Here, agents that own ranges of a dax_device (filesystems,
+//! device-mapper, test modules) claim them in a per-device [`registry::Registry`], and a
+//! failure is handed to the owner of each claimed part in one call; the pfn-at-a-time walk is
+//! left only for the parts nobody claimed.
+//!
+//! * [`dev_pagemap_failure`]: a driver whose device memory is going away calls it once.
+//! * [`dax_failure_notify_pfns`]: the pmem driver's pagemap `memory_failure` operation, so
+//!   `memory_failure()` and `memory_failure_range()` reach the same dispatch.
+//! * `dax_failure_register()`/`dax_failure_unregister()`: claims, for C owners.
 //!
 //! The pure arithmetic lives in [`range`], which is also compiled and tested on the host.
-//!
-//! Status: this is the skeleton. It translates the pagemap into pfn ranges and splits them
-//! against the device's owners, but the owner registry does not exist yet, so every page is
-//! unclaimed and [`dev_pagemap_failure`] returns `-EOPNOTSUPP`: the caller keeps the upstream
-//! behaviour. See Documentation/mm/dev_pagemap_failure.rst.
+//! See Documentation/mm/dev_pagemap_failure.rst.
+
+use core::ffi::c_void;
 
 use kernel::{
-    bindings,
-    ffi::c_int,
+    bindings, debugfs,
+    ffi::{c_char, c_int, c_long, c_ulong},
+    fmt,
     memremap::{DevPagemap, PhysRange},
     new_spinlock,
     page::PAGE_SHIFT,
     prelude::*,
-    sync::SpinLock,
+    str::CStr,
+    sync::{atomic::Relaxed, Arc, ArcBorrow, SpinLock},
+    tracepoint::declare_trace,
 };
 
-// The crate root is this file, so the module path is spelled out.
+// The crate root is this file, so the module paths are spelled out.
 #[path = "dev_pagemap_failure/range.rs"]
 pub mod range;
+#[path = "dev_pagemap_failure/registry.rs"]
+mod registry;
 
-use range::{split, Range, RangeError, Segment};
+use range::{Range, RangeError};
+use registry::{ClaimError, Outcome, Owner, Registry, NAME_LEN};
 
 module! {
     type: DevPagemapFailureModule,
@@ -46,14 +56,598 @@ module! {
     },
 }
 
-struct DevPagemapFailureModule;
+declare_trace! {
+    /// One call to an owner's handler: device, byte range, `MF_*` flags, owner, result.
+    unsafe fn dax_failure_dispatch(dev: *const c_char, offset: u64, len: u64, flags: c_int,
+                                   owner: *const c_char, ret: c_int);
+}
+
+kernel::sync::global_lock! {
+    // SAFETY: `init()` is called from the module initializer, before `REGISTRIES_READY` is set;
+    // nothing locks it before `REGISTRIES_READY` is seen set.
+    unsafe(uninit) static REGISTRIES: Mutex<KVec<Arc<Registry>>> = KVec::new();
+}
+
+/// Whether [`REGISTRIES`] is initialised. The core is built in and initialises before drivers
+/// probe, so in practice every registry is listed; one allocated earlier is simply not shown
+/// in debugfs.
+static REGISTRIES_READY: kernel::sync::atomic::Atomic<bool> =
+    kernel::sync::atomic::Atomic::new(false);
+
+struct DevPagemapFailureModule {
+    _debugfs: Pin<KBox<debugfs::File<DevicesFile>>>,
+    _dir: debugfs::Dir,
+}
 
 impl kernel::Module for DevPagemapFailureModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        // SAFETY: Called once, before `REGISTRIES_READY` allows any use.
+        unsafe { REGISTRIES.init() };
+        REGISTRIES_READY.store(true, kernel::sync::atomic::Release);
         if module_parameters::inject_lockdep_bug.value() {
             inject_lockdep_bug()?;
         }
-        Ok(Self)
+        let dir = debugfs::Dir::new(c"dev_pagemap_failure");
+        let file = KBox::pin_init(
+            dir.read_callback_file(c"devices", DevicesFile, &DevicesFile::show),
+            GFP_KERNEL,
+        )?;
+        Ok(Self {
+            _debugfs: file,
+            _dir: dir,
+        })
+    }
+}
+
+/// `/sys/kernel/debug/dev_pagemap_failure/devices`: one line of counters per dax_device, then
+/// one line per claim.
+struct DevicesFile;
+
+impl DevicesFile {
+    fn show(_: &Self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !REGISTRIES_READY.load(kernel::sync::atomic::Acquire) {
+            return Ok(());
+        }
+        let registries = REGISTRIES.lock();
+        for registry in registries.iter() {
+            let stats = &registry.stats;
+            registry.with_name(|name| {
+                writeln!(
+                    f,
+                    "{} state={} claims={} dispatches={} dispatched_bytes={} \
+                     fallback_pages={} handler_errors={}",
+                    core::str::from_utf8(name).unwrap_or("?"),
+                    if registry.is_dead() { "dead" } else { "live" },
+                    stats.claims.load(Relaxed),
+                    stats.dispatches.load(Relaxed),
+                    stats.dispatched_bytes.load(Relaxed),
+                    stats.fallback_pages.load(Relaxed),
+                    stats.handler_errors.load(Relaxed),
+                )
+            })?;
+            let mut result = Ok(());
+            registry.for_each_claim(|range, owner| {
+                if result.is_ok() {
+                    result = writeln!(
+                        f,
+                        "  claim {:#x}-{:#x} {}",
+                        range.start(),
+                        range.end(),
+                        owner.name().to_str().unwrap_or("?")
+                    );
+                }
+            });
+            result?;
+        }
+        Ok(())
+    }
+}
+
+/// `pr_err!` under the kernel's printk rate limit: for errors a caller can trigger in a loop.
+macro_rules! pr_err_ratelimited {
+    ($($arg:tt)*) => {
+        if printk_ratelimit() {
+            pr_err!($($arg)*);
+        }
+    };
+}
+
+/// Whether the kernel's printk rate limit lets one more message through.
+fn printk_ratelimit() -> bool {
+    // SAFETY: `__printk_ratelimit()` only reads the NUL-terminated name it is given.
+    unsafe { bindings::__printk_ratelimit(c"dev_pagemap_failure".as_char_ptr()) != 0 }
+}
+
+/// The runtime mode, from `dev_pagemap_failure.mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Off,
+    Pfn,
+    Ranged,
+}
+
+fn mode() -> Mode {
+    // SAFETY: Reads an integer parameter.
+    match unsafe { bindings::dev_pagemap_failure_mode() } {
+        bindings::dev_pagemap_failure_mode_DPF_MODE_OFF => Mode::Off,
+        bindings::dev_pagemap_failure_mode_DPF_MODE_PFN => Mode::Pfn,
+        _ => Mode::Ranged,
+    }
+}
+
+/// The registry of `dax_dev`.
+///
+/// # Safety
+///
+/// `dax_dev` is null or a dax_device from `alloc_dax()` that the caller keeps alive (holds a
+/// reference to) for `'a`.
+unsafe fn registry_of<'a>(dax_dev: *mut bindings::dax_device) -> Result<ArcBorrow<'a, Registry>> {
+    if dax_dev.is_null() {
+        pr_err_ratelimited!("NULL dax_device\n");
+        return Err(EINVAL);
+    }
+    // SAFETY: `dax_dev` is live (the caller's guarantee).
+    let raw = unsafe { bindings::dax_failure_registry(dax_dev) };
+    if raw.is_null() {
+        return Err(ENXIO);
+    }
+    // SAFETY: drivers/dax/super.c stores in each dax_device the pointer that
+    // `dax_failure_registry_alloc()` returned (an `Arc<Registry>` turned into a raw pointer),
+    // and releases it with `dax_failure_registry_free()` only when the dax_device is freed,
+    // after the caller's reference is gone.
+    Ok(unsafe { ArcBorrow::from_raw(raw.cast::<Registry>()) })
+}
+
+/// Returns the registry's name as a NUL-terminated buffer, for the tracepoint.
+fn name_buf(registry: &Registry) -> [u8; NAME_LEN] {
+    let mut buf = [0u8; NAME_LEN];
+    registry.with_name(|name| {
+        let len = name.len().min(NAME_LEN - 1);
+        buf[..len].copy_from_slice(&name[..len]);
+    });
+    buf
+}
+
+/// Emits the dispatch tracepoint for one handler call.
+fn trace(dev: &[u8; NAME_LEN], owner: &Owner, range: Range, flags: c_int, ret: c_int) {
+    // SAFETY: Both strings are NUL-terminated and outlive the call.
+    unsafe {
+        dax_failure_dispatch(
+            dev.as_ptr().cast(),
+            range.start(),
+            range.len(),
+            flags,
+            owner.name().as_char_ptr(),
+            ret,
+        )
+    };
+}
+
+/// A claim's range from the C arguments: non-empty, no overflow, page-aligned.
+fn claim_range(offset: u64, len: u64) -> Result<Range, RangeError> {
+    let range = Range::from_len(offset, len)?;
+    range.scale_down(PAGE_SHIFT as u32)?;
+    Ok(range)
+}
+
+fn errno(e: impl Into<Error>) -> c_int {
+    e.into().to_errno()
+}
+
+/// Claims `[offset, offset + len)` of `dax_dev` for `ops`/`data`.
+///
+/// Returns 0, or `-EINVAL` for a zero, unaligned or overflowing range or missing handler,
+/// `-EBUSY` if the range overlaps a claim, `-ENXIO` if the device is gone, `-ENOMEM`.
+///
+/// # Safety
+///
+/// `dax_dev` is null or a live dax_device the caller holds a reference to; `ops` is null or a
+/// valid `struct dax_failure_ops`, which with its name and `data` stays valid until the claim
+/// is unregistered.
+#[export]
+pub unsafe extern "C" fn dax_failure_register(
+    dax_dev: *mut bindings::dax_device,
+    offset: u64,
+    len: u64,
+    ops: *const bindings::dax_failure_ops,
+    data: *mut c_void,
+) -> c_int {
+    // SAFETY: `ops` is null or valid (the caller's guarantee).
+    if ops.is_null() || unsafe { (*ops).notify_failure }.is_none() {
+        pr_err_ratelimited!(
+            "claim [{:#x}, +{:#x}) without a handler: -EINVAL\n",
+            offset,
+            len
+        );
+        return errno(EINVAL);
+    }
+    // SAFETY: `ops` has a handler and the caller keeps `ops` and `data` valid while claimed.
+    let owner = unsafe { Owner::new(ops, data) };
+    // SAFETY: `dax_dev` is null or live (the caller's guarantee).
+    let ret = unsafe { registry_of(dax_dev) }.and_then(|registry| {
+        let range = claim_range(offset, len).map_err(|e| {
+            registry.with_name(|name| {
+                pr_err_ratelimited!(
+                    "{}: {} cannot claim [{:#x}, +{:#x}): {:?}, -EINVAL\n",
+                    name,
+                    owner.name().to_str().unwrap_or("?"),
+                    offset,
+                    len,
+                    e
+                )
+            });
+            EINVAL
+        })?;
+        registry.register(range, owner).map_err(|e| {
+            let err: Error = e.into();
+            registry.with_name(|name| {
+                pr_err_ratelimited!(
+                    "{}: {} cannot claim [{:#x}, {:#x}): {:?}, {:?}\n",
+                    name,
+                    owner.name().to_str().unwrap_or("?"),
+                    range.start(),
+                    range.end(),
+                    e,
+                    err
+                )
+            });
+            err
+        })
+    });
+    match ret {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Removes the claim of exactly `[offset, offset + len)` made with `data`, after waiting for
+/// any call of its handler in flight; the handler is never called again.
+///
+/// Returns 0, `-EINVAL` for a bad range, `-ENOENT` if no such claim exists.
+///
+/// # Safety
+///
+/// `dax_dev` is null or a live dax_device the caller holds a reference to. Must not be called
+/// from a handler of the same device.
+#[export]
+pub unsafe extern "C" fn dax_failure_unregister(
+    dax_dev: *mut bindings::dax_device,
+    offset: u64,
+    len: u64,
+    data: *mut c_void,
+) -> c_int {
+    // SAFETY: `dax_dev` is null or live (the caller's guarantee).
+    let ret = unsafe { registry_of(dax_dev) }.and_then(|registry| {
+        let range = claim_range(offset, len).map_err(|_| EINVAL);
+        let result = range.and_then(|range| {
+            registry
+                .unregister(range, data)
+                .map_err(|e: ClaimError| Error::from(e))
+        });
+        if let Err(err) = result {
+            registry.with_name(|name| {
+                pr_err_ratelimited!(
+                    "{}: no claim [{:#x}, +{:#x}) to unregister: {:?}\n",
+                    name,
+                    offset,
+                    len,
+                    err
+                )
+            });
+        }
+        result
+    });
+    match ret {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// The result a caller sees for a dispatch: the first error, else `-EOPNOTSUPP` if nobody
+/// handled anything, else 0.
+fn outcome_errno(outcome: &Outcome, fallback_ran: bool) -> c_int {
+    match outcome.error {
+        Some(e) => e,
+        None if outcome.calls == 0 && !fallback_ran => errno(EOPNOTSUPP),
+        None => 0,
+    }
+}
+
+/// Hands the failure of `[offset, offset + len)` of `dax_dev` to the owners of the claims it
+/// overlaps, one call per claim. Parts nobody claims are counted and otherwise ignored: this
+/// entry has no pfns to fall back on (see [`dax_failure_notify_pfns`]).
+///
+/// Returns 0, the first handler error, `-EOPNOTSUPP` if no claim overlaps, `-EINVAL` for an
+/// empty or overflowing range, `-ENXIO` if the device is gone.
+///
+/// # Safety
+///
+/// `dax_dev` is null or a live dax_device the caller holds a reference to.
+#[export]
+pub unsafe extern "C" fn dax_failure_notify(
+    dax_dev: *mut bindings::dax_device,
+    offset: u64,
+    len: u64,
+    mf_flags: c_int,
+) -> c_int {
+    // SAFETY: `dax_dev` is null or live (the caller's guarantee).
+    let ret = unsafe { registry_of(dax_dev) }.and_then(|registry| {
+        let failure = Range::from_len(offset, len).map_err(|_| EINVAL)?;
+        let dev = name_buf(&registry);
+        // SAFETY: `dax_dev` is the device of `registry` and live.
+        let outcome = unsafe {
+            registry.dispatch(
+                dax_dev,
+                failure,
+                mf_flags,
+                |_| Ok(()),
+                |owner, range, ret| trace(&dev, owner, range, mf_flags, ret),
+            )
+        }
+        .map_err(Error::from)?;
+        Ok(outcome_errno(&outcome, false))
+    });
+    ret.unwrap_or_else(|e| e.to_errno())
+}
+
+/// The largest pfn count: pfns are physical addresses shifted right by `PAGE_SHIFT`.
+const PFN_LIMIT: u64 = u64::MAX >> PAGE_SHIFT;
+
+/// Hands the failure of `nr_pages` pages from `pfn` to their owners: the pmem driver's
+/// pagemap `memory_failure` operation. `base_pfn` is the pfn of byte 0 of `dax_dev`; pages
+/// below it hold the device's metadata, which nobody maps, and are skipped. Claimed parts go
+/// to their owners, one call per claim; unclaimed parts go page by page to
+/// `memory_failure_dev_pagemap_unclaimed()`, which skips pages nobody maps.
+///
+/// In mode `off` this behaves as upstream: the failure goes to the claims (the holder) and
+/// nothing runs for unclaimed parts; `-EOPNOTSUPP` then sends single-page failures to the
+/// generic handler in mm/memory-failure.c.
+///
+/// # Safety
+///
+/// `dax_dev` is null or a live dax_device the caller holds a reference to; `pgmap` is the live
+/// pagemap whose pages back it and `[pfn, pfn + nr_pages)` lies inside it.
+#[export]
+pub unsafe extern "C" fn dax_failure_notify_pfns(
+    dax_dev: *mut bindings::dax_device,
+    pgmap: *mut bindings::dev_pagemap,
+    base_pfn: c_ulong,
+    pfn: c_ulong,
+    nr_pages: c_ulong,
+    mf_flags: c_int,
+) -> c_int {
+    let mode = mode();
+    // SAFETY: `dax_dev` is null or live (the caller's guarantee).
+    let ret = unsafe { registry_of(dax_dev) }.and_then(|registry| {
+        let pfns = Range::from_len(pfn as u64, nr_pages as u64).map_err(|_| EINVAL)?;
+        let from = Range::new(base_pfn as u64, PFN_LIMIT).map_err(|_| EINVAL)?;
+        let to = Range::from_len(0, from.len()).map_err(|_| EINVAL)?;
+        // Pages below `base_pfn` are the device's metadata.
+        let Some(data) = pfns.intersect(&from) else {
+            return Err(ENXIO);
+        };
+        let bytes = data
+            .translate(&from, &to)
+            .and_then(|pages| pages.scale_up(PAGE_SHIFT as u32))
+            .map_err(|_| EINVAL)?;
+        let dev = name_buf(&registry);
+        let mut fallback_ran = false;
+        let unclaimed = |bytes: Range| -> Result<(), c_int> {
+            if mode == Mode::Off {
+                return Ok(());
+            }
+            fallback_ran = true;
+            let pages = bytes
+                .scale_down(PAGE_SHIFT as u32)
+                .and_then(|pages| pages.translate(&to, &from))
+                .map_err(|_| errno(EINVAL))?;
+            registry.stats.fallback_pages.add(pages.len(), Relaxed);
+            // SAFETY: `pgmap` is live and the pfns are inside it (the caller's guarantee).
+            let ret: c_long = unsafe {
+                bindings::memory_failure_dev_pagemap_unclaimed(
+                    pgmap,
+                    pages.start() as c_ulong,
+                    pages.len() as c_ulong,
+                    mf_flags,
+                )
+            };
+            if ret < 0 {
+                Err(ret as c_int)
+            } else {
+                Ok(())
+            }
+        };
+        // SAFETY: `dax_dev` is the device of `registry` and live.
+        let outcome = unsafe {
+            registry.dispatch(dax_dev, bytes, mf_flags, unclaimed, |owner, range, ret| {
+                trace(&dev, owner, range, mf_flags, ret)
+            })
+        }
+        .map_err(Error::from)?;
+        Ok(outcome_errno(
+            &outcome,
+            mode != Mode::Off && outcome.unclaimed > 0,
+        ))
+    });
+    ret.unwrap_or_else(|e| e.to_errno())
+}
+
+/// Converts one physical range of a pagemap into a pfn range.
+fn phys_to_pfns(phys: PhysRange) -> Result<Range, RangeError> {
+    Range::from_inclusive(phys.first, phys.last)?.scale_down(PAGE_SHIFT as u32)
+}
+
+/// Revokes all mappings of the device memory behind `pgmap`.
+///
+/// Called once by a driver whose device memory is going away (`MF_MEM_PRE_REMOVE` in
+/// `mf_flags`) before the memory is handed back. In mode `ranged` each range of the pagemap
+/// goes to the driver's `memory_failure` operation in one call, which hands each owner its
+/// part in one call; in mode `pfn` every page goes on its own.
+///
+/// Returns 0 when every page was handled, the first error of an owner or of the fallback,
+/// `-EINVAL` for a pagemap whose ranges are not page-aligned or overflow, and `-EOPNOTSUPP` in
+/// mode `off` or if the driver has no `memory_failure` operation: the caller then keeps the
+/// upstream path (`kill_dax()` notifies the holder).
+///
+/// # Safety
+///
+/// `pgmap` must be null or point to a `struct dev_pagemap` between `memremap_pages()` and
+/// `memunmap_pages()`, valid for the duration of the call.
+#[export]
+pub unsafe extern "C" fn dev_pagemap_failure(
+    pgmap: *mut bindings::dev_pagemap,
+    mf_flags: c_int,
+) -> c_int {
+    if pgmap.is_null() {
+        pr_err_ratelimited!("NULL pagemap\n");
+        return errno(EINVAL);
+    }
+    // SAFETY: `pgmap` is not null and the caller guarantees it is a live pagemap for the
+    // duration of this call.
+    let pgmap = unsafe { DevPagemap::from_raw(pgmap) };
+    let mode = mode();
+    if mode == Mode::Off || !pgmap.has_memory_failure() {
+        return errno(EOPNOTSUPP);
+    }
+    let mut first_error = None;
+    for phys in pgmap.ranges() {
+        let pfns = match phys_to_pfns(phys) {
+            Ok(pfns) => pfns,
+            Err(e) => {
+                pr_err_ratelimited!(
+                    "bad pagemap range [{:#x}, {:#x}]: {:?}\n",
+                    phys.first,
+                    phys.last,
+                    e
+                );
+                return errno(EINVAL);
+            }
+        };
+        let ret = match mode {
+            // SAFETY: The pagemap is live and `pfns` is one of its ranges.
+            Mode::Ranged => unsafe {
+                bindings::memory_failure_dev_pagemap_range(
+                    pgmap.as_raw(),
+                    pfns.start() as c_ulong,
+                    pfns.len() as c_ulong,
+                    mf_flags,
+                )
+            },
+            _ => {
+                let mut ret = 0;
+                for pfn in pfns.start()..pfns.end() {
+                    // SAFETY: The pagemap is live and `pfn` lies in one of its ranges.
+                    let r = unsafe {
+                        bindings::memory_failure_dev_pagemap_range(
+                            pgmap.as_raw(),
+                            pfn as c_ulong,
+                            1,
+                            mf_flags,
+                        )
+                    };
+                    if r < 0 && r != errno(ENXIO) && ret == 0 {
+                        ret = r;
+                    }
+                    kernel::task::might_sleep();
+                }
+                ret
+            }
+        };
+        if ret < 0 {
+            first_error.get_or_insert(ret);
+        }
+    }
+    first_error.unwrap_or(0)
+}
+
+/// `ERR_PTR(e)`, for C callers that take a pointer or an error.
+fn err_ptr<T>(e: Error) -> *mut T {
+    // SAFETY: `ERR_PTR()` only encodes the errno in a pointer value.
+    unsafe { bindings::ERR_PTR(e.to_errno() as c_long) }.cast()
+}
+
+/// Creates the registry of a new dax_device; drivers/dax/super.c keeps the pointer.
+///
+/// Returns an `ERR_PTR()` on failure.
+#[export]
+pub extern "C" fn dax_failure_registry_alloc() -> *mut bindings::dax_failure_registry {
+    let registry = match Registry::new() {
+        Ok(registry) => registry,
+        Err(e) => return err_ptr(e),
+    };
+    if REGISTRIES_READY.load(kernel::sync::atomic::Acquire) {
+        let mut registries = REGISTRIES.lock();
+        if let Err(e) = registries.push(registry.clone(), GFP_KERNEL) {
+            return err_ptr(e.into());
+        }
+    }
+    registry.into_raw().cast_mut().cast()
+}
+
+/// Drops the registry of a dax_device that is being freed.
+///
+/// # Safety
+///
+/// `raw` is null, an `ERR_PTR()`, or a pointer from [`dax_failure_registry_alloc`] not yet
+/// freed, and the dax_device that held it is gone.
+#[export]
+pub unsafe extern "C" fn dax_failure_registry_free(raw: *mut bindings::dax_failure_registry) {
+    // SAFETY: Pointer tests only.
+    if raw.is_null() || unsafe { bindings::IS_ERR(raw.cast()) } {
+        return;
+    }
+    // SAFETY: `raw` came from `Arc::into_raw()` in `dax_failure_registry_alloc()` and this is
+    // the matching release (the caller's guarantee).
+    let registry = unsafe { Arc::from_raw(raw.cast_const().cast::<Registry>()) };
+    if REGISTRIES_READY.load(kernel::sync::atomic::Acquire) {
+        let mut registries = REGISTRIES.lock();
+        if let Some(i) = registries.iter().position(|r| Arc::ptr_eq(r, &registry)) {
+            // The list's reference; ours is dropped below.
+            let _ = registries.remove(i);
+        }
+    }
+}
+
+/// The device is going away: announces the removal to every claim that has not been told yet
+/// (one call each) and refuses claims and dispatches from now on. In mode `off` only the
+/// removal is announced, to every claim, as upstream's `kill_dax()` does for the holder.
+///
+/// # Safety
+///
+/// `dax_dev` is null or a live dax_device the caller holds a reference to.
+#[export]
+pub unsafe extern "C" fn dax_failure_kill(dax_dev: *mut bindings::dax_device) {
+    // SAFETY: `dax_dev` is null or live (the caller's guarantee).
+    if let Ok(registry) = unsafe { registry_of(dax_dev) } {
+        let dev = name_buf(&registry);
+        let flags = bindings::mf_flags_MF_MEM_PRE_REMOVE as c_int;
+        // SAFETY: `dax_dev` is the device of `registry` and live.
+        unsafe {
+            registry.kill(dax_dev, |owner, range, ret| {
+                trace(&dev, owner, range, flags, ret)
+            })
+        };
+    }
+}
+
+/// Names the registry of `dax_dev` after its block device, for logs and debugfs.
+///
+/// # Safety
+///
+/// `dax_dev` is null or a live dax_device; `name` is null or a NUL-terminated string.
+#[export]
+pub unsafe extern "C" fn dax_failure_set_name(
+    dax_dev: *mut bindings::dax_device,
+    name: *const c_char,
+) {
+    if name.is_null() {
+        return;
+    }
+    // SAFETY: `name` is a NUL-terminated string (the caller's guarantee).
+    let name = unsafe { CStr::from_char_ptr(name) };
+    // SAFETY: `dax_dev` is null or live (the caller's guarantee).
+    if let Ok(registry) = unsafe { registry_of(dax_dev) } {
+        registry.set_name(name.to_bytes());
     }
 }
 
@@ -88,92 +682,17 @@ fn inject_lockdep_bug() -> Result {
     Ok(())
 }
 
-/// The pages of one failure, as found by [`pagemap_failure_pages`].
-#[derive(Debug, Default, PartialEq, Eq)]
-struct FailurePages {
-    /// Pages inside an owner's claim, handed to that owner.
-    claimed: u64,
-    /// Pages nobody claimed, left to the pfn-at-a-time path.
-    unclaimed: u64,
-    /// Ranges the pagemap has.
-    ranges: usize,
-}
-
-/// Converts one physical range of a pagemap into a pfn range.
-fn phys_to_pfns(phys: PhysRange) -> Result<Range, RangeError> {
-    Range::from_inclusive(phys.first, phys.last)?.scale_down(PAGE_SHIFT as u32)
-}
-
-/// Splits every range of `pgmap` against the device's claims and counts the pages on each
-/// side.
-///
-/// No owner can register yet, so the claims are empty and all pages are unclaimed.
-fn pagemap_failure_pages(pgmap: &DevPagemap) -> Result<FailurePages, RangeError> {
-    let mut pages = FailurePages::default();
-    for phys in pgmap.ranges() {
-        let pfns = phys_to_pfns(phys)?;
-        pages.ranges += 1;
-        for segment in split(pfns, core::iter::empty::<(Range, ())>()) {
-            let (count, range) = match segment? {
-                Segment::Claimed { range, .. } => (&mut pages.claimed, range),
-                Segment::Unclaimed(range) => (&mut pages.unclaimed, range),
-            };
-            *count = count.checked_add(range.len()).ok_or(RangeError::Overflow)?;
-        }
-    }
-    Ok(pages)
-}
-
-/// Revokes all mappings of the device memory behind `pgmap`.
-///
-/// Called once by a driver whose device memory is going away (`MF_MEM_PRE_REMOVE` in
-/// `mf_flags`) before the memory is handed back.
-///
-/// Returns 0 when every page was handled, `-EINVAL` for a pagemap whose ranges are not
-/// page-aligned or overflow, and `-EOPNOTSUPP` when the caller must fall back to the upstream
-/// per-device path (always, until owners can register).
-///
-/// # Safety
-///
-/// `pgmap` must be null or point to a `struct dev_pagemap` between `memremap_pages()` and
-/// `memunmap_pages()`, valid for the duration of the call.
-#[export]
-pub unsafe extern "C" fn dev_pagemap_failure(
-    pgmap: *mut bindings::dev_pagemap,
-    mf_flags: c_int,
-) -> c_int {
-    if pgmap.is_null() {
-        pr_err!("NULL pagemap\n");
-        return EINVAL.to_errno();
-    }
-    // SAFETY: `pgmap` is not null and the caller guarantees it is a live pagemap for the
-    // duration of this call.
-    let pgmap = unsafe { DevPagemap::from_raw(pgmap) };
-    match pagemap_failure_pages(pgmap) {
-        Ok(pages) => {
-            pr_info!(
-                "{} pages in {} range(s) failed (flags {:#x}): {} claimed, {} unclaimed; \
-                 no owner registry yet, upstream path continues\n",
-                pages.claimed + pages.unclaimed,
-                pages.ranges,
-                mf_flags,
-                pages.claimed,
-                pages.unclaimed
-            );
-            EOPNOTSUPP.to_errno()
-        }
-        Err(e) => {
-            pr_err!("bad pagemap range: {:?}\n", e);
-            EINVAL.to_errno()
-        }
-    }
-}
-
 #[cfg(CONFIG_DEV_PAGEMAP_FAILURE_KUNIT_TEST)]
 #[kunit_tests(dev_pagemap_failure)]
 mod tests {
+    use super::range::{split, Segment};
     use super::*;
-    use kernel::page::PAGE_SIZE;
+    use kernel::{
+        page::PAGE_SIZE,
+        sync::atomic::{Acquire, Atomic, Release},
+        time::{delay::fsleep, Delta},
+        workqueue,
+    };
 
     const PAGE: u64 = PAGE_SIZE as u64;
 
@@ -269,14 +788,11 @@ mod tests {
         // SAFETY: `pgmap` lives on this stack frame for the whole test and has one range.
         let dp = unsafe { DevPagemap::from_raw(&raw const pgmap) };
         assert_eq!(dp.nr_range(), 1);
-        assert_eq!(
-            pagemap_failure_pages(dp),
-            Ok(FailurePages {
-                claimed: 0,
-                unclaimed: 16,
-                ranges: 1
-            })
-        );
+        let mut ranges = dp.ranges().map(phys_to_pfns);
+        assert_eq!(ranges.next(), Some(Ok(r!(0x10_0000, 0x10_0010))));
+        assert_eq!(ranges.next(), None);
+        assert!(!dp.has_memory_failure());
+        // Without a ranged operation the driver keeps the upstream path.
         // SAFETY: as above.
         let ret = unsafe { dev_pagemap_failure(&raw mut pgmap, 0) };
         assert_eq!(ret, EOPNOTSUPP.to_errno());
@@ -284,16 +800,412 @@ mod tests {
 
     #[test]
     fn bad_pagemaps_are_rejected() {
-        let mut unaligned = pagemap(0x1000, 0x1fff + 1);
-        // SAFETY: `unaligned` lives on this stack frame for the whole test.
-        let ret = unsafe { dev_pagemap_failure(&raw mut unaligned, 0) };
-        assert_eq!(ret, EINVAL.to_errno());
-        let mut reversed = pagemap(0x2000, 0x0fff);
-        // SAFETY: as above.
-        let ret = unsafe { dev_pagemap_failure(&raw mut reversed, 0) };
-        assert_eq!(ret, EINVAL.to_errno());
+        assert_eq!(
+            phys_to_pfns(PhysRange {
+                first: 0x1000,
+                last: 0x1fff + 1
+            }),
+            Err(RangeError::Unaligned)
+        );
+        assert_eq!(
+            phys_to_pfns(PhysRange {
+                first: 0x2000,
+                last: 0x0fff
+            }),
+            Err(RangeError::Empty)
+        );
         // SAFETY: a null pagemap is explicitly allowed.
         let ret = unsafe { dev_pagemap_failure(core::ptr::null_mut(), 0) };
         assert_eq!(ret, EINVAL.to_errno());
+    }
+
+    /// What a test claimant saw; the claim's `data` points to it.
+    struct Recorder {
+        calls: Atomic<u64>,
+        offset: Atomic<u64>,
+        len: Atomic<u64>,
+        flags: Atomic<i32>,
+        /// Set by the handler on entry.
+        entered: Atomic<bool>,
+        /// While set, the handler sleeps before returning.
+        hold: Atomic<bool>,
+    }
+
+    impl Recorder {
+        fn new() -> Self {
+            Self {
+                calls: Atomic::new(0),
+                offset: Atomic::new(0),
+                len: Atomic::new(0),
+                flags: Atomic::new(0),
+                entered: Atomic::new(false),
+                hold: Atomic::new(false),
+            }
+        }
+
+        fn data(&self) -> *mut c_void {
+            core::ptr::from_ref(self).cast_mut().cast()
+        }
+
+        fn owner(&self) -> Owner {
+            // SAFETY: `RECORD_OPS` is static and has a handler; every test unregisters or
+            // drops the registry before its recorder goes away.
+            unsafe { Owner::new(&raw const RECORD_OPS.0, self.data()) }
+        }
+
+        fn seen(&self) -> (u64, u64, u64) {
+            (
+                self.calls.load(Relaxed),
+                self.offset.load(Relaxed),
+                self.len.load(Relaxed),
+            )
+        }
+    }
+
+    /// The test claimants' handler.
+    ///
+    /// # Safety
+    ///
+    /// `data` points to a live [`Recorder`].
+    unsafe extern "C" fn record(
+        _dax_dev: *mut bindings::dax_device,
+        data: *mut c_void,
+        offset: u64,
+        len: u64,
+        flags: c_int,
+    ) -> c_int {
+        // SAFETY: Every test claim is made with a pointer to a live `Recorder` as `data`.
+        let rec = unsafe { &*data.cast_const().cast::<Recorder>() };
+        rec.offset.store(offset, Relaxed);
+        rec.len.store(len, Relaxed);
+        rec.flags.store(flags, Relaxed);
+        rec.calls.add(1, Relaxed);
+        rec.entered.store(true, Release);
+        while rec.hold.load(Acquire) {
+            fsleep(Delta::from_millis(1));
+        }
+        0
+    }
+
+    struct SyncOps(bindings::dax_failure_ops);
+
+    // SAFETY: The ops are immutable and the name is a static string.
+    unsafe impl Sync for SyncOps {}
+
+    static RECORD_OPS: SyncOps = SyncOps(bindings::dax_failure_ops {
+        // `as_char_ptr()` is not const; the kernel's `c_char` is `u8`, hence the cast.
+        #[allow(clippy::disallowed_methods)]
+        name: c"kunit".as_ptr().cast(),
+        notify_failure: Some(record),
+    });
+
+    /// Dispatches `failure` on `registry` (no dax_device: the test handler ignores it) and
+    /// returns the outcome and the unclaimed ranges.
+    fn dispatch(registry: &Registry, failure: Range) -> (Outcome, KVec<Range>) {
+        let mut gaps = KVec::new();
+        // SAFETY: The test handler does not use the dax_device.
+        let outcome = unsafe {
+            registry.dispatch(
+                core::ptr::null_mut(),
+                failure,
+                0,
+                |gap| gaps.push(gap, GFP_KERNEL).map_err(|_| ENOMEM.to_errno()),
+                |_, _, _| {},
+            )
+        };
+        assert!(outcome.is_ok());
+        (outcome.unwrap_or_default(), gaps)
+    }
+
+    #[test]
+    fn each_claimant_gets_exactly_its_subrange_once() -> Result {
+        let registry = Registry::new()?;
+        let (a, b) = (Recorder::new(), Recorder::new());
+        assert_eq!(registry.register(r!(0x1000, 0x3000), a.owner()), Ok(()));
+        assert_eq!(registry.register(r!(0x5000, 0x8000), b.owner()), Ok(()));
+
+        let (outcome, gaps) = dispatch(&registry, r!(0, 0x9000));
+        assert_eq!(outcome.calls, 2);
+        assert_eq!(outcome.error, None);
+        assert_eq!(a.seen(), (1, 0x1000, 0x2000));
+        assert_eq!(b.seen(), (1, 0x5000, 0x3000));
+        assert_eq!(
+            &gaps[..],
+            &[r!(0, 0x1000), r!(0x3000, 0x5000), r!(0x8000, 0x9000)]
+        );
+
+        // A failure that starts inside one claim and ends inside the next.
+        let (outcome, gaps) = dispatch(&registry, r!(0x2000, 0x6000));
+        assert_eq!(outcome.calls, 2);
+        assert_eq!(a.seen(), (2, 0x2000, 0x1000));
+        assert_eq!(b.seen(), (2, 0x5000, 0x1000));
+        assert_eq!(&gaps[..], &[r!(0x3000, 0x5000)]);
+
+        // Entirely in the gap: nobody is called.
+        let (outcome, gaps) = dispatch(&registry, r!(0x3000, 0x4000));
+        assert_eq!(outcome.calls, 0);
+        assert_eq!(&gaps[..], &[r!(0x3000, 0x4000)]);
+        assert_eq!((a.seen().0, b.seen().0), (2, 2));
+
+        assert_eq!(registry.unregister(r!(0x1000, 0x3000), a.data()), Ok(()));
+        assert_eq!(registry.unregister(r!(0x5000, 0x8000), b.data()), Ok(()));
+        assert_eq!(registry.stats.claims.load(Relaxed), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn claims_at_the_top_of_u64() -> Result {
+        let registry = Registry::new()?;
+        let rec = Recorder::new();
+        let top = r!(TOP - 0x2fff, TOP);
+        // Not page-aligned at the end, but the registry itself only needs non-empty ranges.
+        assert_eq!(registry.register(top, rec.owner()), Ok(()));
+        let (outcome, gaps) = dispatch(&registry, r!(0, TOP));
+        assert_eq!(outcome.calls, 1);
+        assert_eq!(rec.seen(), (1, TOP - 0x2fff, 0x2fff));
+        assert_eq!(&gaps[..], &[r!(0, TOP - 0x2fff)]);
+        assert_eq!(registry.unregister(top, rec.data()), Ok(()));
+        Ok(())
+    }
+
+    /// A fresh dax_device with no driver, as device-dax allocates them.
+    struct TestDax(*mut bindings::dax_device);
+
+    impl TestDax {
+        fn new() -> Result<Self> {
+            // SAFETY: A NULL `ops` makes a device-dax style dax_device; no private data.
+            let dax_dev = unsafe { bindings::alloc_dax(core::ptr::null_mut(), core::ptr::null()) };
+            // SAFETY: Pointer test only.
+            if unsafe { bindings::IS_ERR(dax_dev.cast_const().cast()) } {
+                return Err(ENOMEM);
+            }
+            Ok(Self(dax_dev))
+        }
+
+        fn register(&self, offset: u64, len: u64, rec: &Recorder) -> c_int {
+            // SAFETY: The device is live; `RECORD_OPS` is static and `rec` outlives the claim
+            // (every test unregisters, or the device dies, before `rec` goes away).
+            unsafe {
+                dax_failure_register(self.0, offset, len, &raw const RECORD_OPS.0, rec.data())
+            }
+        }
+
+        fn unregister(&self, offset: u64, len: u64, rec: &Recorder) -> c_int {
+            // SAFETY: The device is live.
+            unsafe { dax_failure_unregister(self.0, offset, len, rec.data()) }
+        }
+
+        fn notify(&self, offset: u64, len: u64, flags: c_int) -> c_int {
+            // SAFETY: The device is live.
+            unsafe { dax_failure_notify(self.0, offset, len, flags) }
+        }
+
+        fn kill(&self) {
+            // SAFETY: The device is live; `kill_dax()` may be called more than once.
+            unsafe { bindings::kill_dax(self.0) };
+        }
+    }
+
+    impl Drop for TestDax {
+        fn drop(&mut self) {
+            self.kill();
+            // SAFETY: Drops the reference `alloc_dax()` returned; the device was killed.
+            unsafe { bindings::put_dax(self.0) };
+        }
+    }
+
+    #[test]
+    fn registration_errors_have_defined_errnos() -> Result {
+        let dax = TestDax::new()?;
+        let (a, b) = (Recorder::new(), Recorder::new());
+        assert_eq!(dax.register(0x1000, 0, &a), EINVAL.to_errno());
+        assert_eq!(dax.register(0x1000, 0x800, &a), EINVAL.to_errno());
+        assert_eq!(dax.register(0x800, 0x1000, &a), EINVAL.to_errno());
+        assert_eq!(dax.register(TOP & !0xfff, 0x2000, &a), EINVAL.to_errno());
+        // SAFETY: The device is live; a NULL ops is what is being tested.
+        let ret = unsafe { dax_failure_register(dax.0, 0, 0x1000, core::ptr::null(), a.data()) };
+        assert_eq!(ret, EINVAL.to_errno());
+        // SAFETY: A NULL device is what is being tested.
+        let ret = unsafe {
+            dax_failure_register(
+                core::ptr::null_mut(),
+                0,
+                0x1000,
+                &raw const RECORD_OPS.0,
+                a.data(),
+            )
+        };
+        assert_eq!(ret, EINVAL.to_errno());
+
+        assert_eq!(dax.register(0x1000, 0x1000, &a), 0);
+        assert_eq!(dax.register(0, 0x2000, &b), EBUSY.to_errno());
+        assert_eq!(dax.register(0x1000, 0x1000, &b), EBUSY.to_errno());
+        assert_eq!(dax.register(0, TOP & !0xfff, &b), EBUSY.to_errno());
+        // Adjacent on both sides is fine.
+        assert_eq!(dax.register(0, 0x1000, &b), 0);
+        assert_eq!(dax.unregister(0, 0x1000, &b), 0);
+        assert_eq!(dax.register(0x2000, 0x1000, &b), 0);
+
+        assert_eq!(dax.unregister(0x3000, 0x1000, &a), ENOENT.to_errno());
+        assert_eq!(dax.unregister(0x1000, 0x1000, &b), ENOENT.to_errno());
+        assert_eq!(dax.unregister(0x1000, 0x2000, &a), ENOENT.to_errno());
+        assert_eq!(dax.unregister(0x1000, 0, &a), EINVAL.to_errno());
+
+        // One call per claim through the C entry point; nothing claimed is -EOPNOTSUPP.
+        assert_eq!(dax.notify(0, 0x4000, 0), 0);
+        assert_eq!(
+            (a.seen(), b.seen()),
+            ((1, 0x1000, 0x1000), (1, 0x2000, 0x1000))
+        );
+        assert_eq!(dax.notify(0x3000, 0x1000, 0), EOPNOTSUPP.to_errno());
+        assert_eq!(dax.notify(TOP, 2, 0), EINVAL.to_errno());
+
+        // Death announces the removal once to each claim, then refuses everything but
+        // unregistration.
+        dax.kill();
+        let pre_remove = bindings::mf_flags_MF_MEM_PRE_REMOVE as i32;
+        assert_eq!(
+            (a.seen(), a.flags.load(Relaxed)),
+            ((2, 0x1000, 0x1000), pre_remove)
+        );
+        assert_eq!(
+            (b.seen(), b.flags.load(Relaxed)),
+            ((2, 0x2000, 0x1000), pre_remove)
+        );
+        assert_eq!(dax.register(0x8000, 0x1000, &a), ENXIO.to_errno());
+        assert_eq!(dax.notify(0, 0x4000, 0), ENXIO.to_errno());
+        dax.kill();
+        assert_eq!((a.seen().0, b.seen().0), (2, 2));
+        assert_eq!(dax.unregister(0x1000, 0x1000, &a), 0);
+        assert_eq!(dax.unregister(0x2000, 0x1000, &b), 0);
+        Ok(())
+    }
+
+    /// Sleeps until `cond` holds, for at most about `ms` milliseconds.
+    fn wait_until(ms: u32, cond: impl Fn() -> bool) -> bool {
+        for _ in 0..ms {
+            if cond() {
+                return true;
+            }
+            fsleep(Delta::from_millis(1));
+        }
+        cond()
+    }
+
+    /// State shared between a test and its work items.
+    struct Shared {
+        registry: Arc<Registry>,
+        rec: Recorder,
+        done: Atomic<u32>,
+        errors: Atomic<u32>,
+    }
+
+    #[test]
+    fn unregister_waits_for_the_handler_in_flight() -> Result {
+        let shared = Arc::new(
+            Shared {
+                registry: Registry::new()?,
+                rec: Recorder::new(),
+                done: Atomic::new(0),
+                errors: Atomic::new(0),
+            },
+            GFP_KERNEL,
+        )?;
+        let claim = r!(0x1000, 0x2000);
+        assert_eq!(shared.registry.register(claim, shared.rec.owner()), Ok(()));
+        shared.rec.hold.store(true, Release);
+
+        let s = shared.clone();
+        workqueue::system_long().try_spawn(GFP_KERNEL, move || {
+            let (outcome, _) = dispatch(&s.registry, r!(0, 0x3000));
+            if outcome.calls != 1 {
+                s.errors.add(1, Relaxed);
+            }
+            s.done.fetch_add(1, Release);
+        })?;
+        assert!(wait_until(5000, || shared.rec.entered.load(Acquire)));
+
+        let s = shared.clone();
+        workqueue::system_long().try_spawn(GFP_KERNEL, move || {
+            if s.registry
+                .unregister(r!(0x1000, 0x2000), s.rec.data())
+                .is_err()
+            {
+                s.errors.add(1, Relaxed);
+            }
+            s.done.fetch_add(1, Release);
+        })?;
+        // The handler is held: neither the dispatch nor the unregistration may finish.
+        fsleep(Delta::from_millis(100));
+        assert_eq!(shared.done.load(Acquire), 0);
+        // New dispatches no longer find the claim, even while the old one is in flight.
+        assert!(wait_until(5000, || shared
+            .registry
+            .stats
+            .claims
+            .load(Relaxed)
+            == 0));
+        let (outcome, _) = dispatch(&shared.registry, r!(0, 0x3000));
+        assert_eq!(outcome.calls, 0);
+
+        shared.rec.hold.store(false, Release);
+        assert!(wait_until(5000, || shared.done.load(Acquire) == 2));
+        assert_eq!(shared.errors.load(Relaxed), 0);
+        assert_eq!(shared.rec.calls.load(Relaxed), 1);
+        let (outcome, _) = dispatch(&shared.registry, r!(0, 0x3000));
+        assert_eq!(outcome.calls, 0);
+        assert_eq!(shared.rec.calls.load(Relaxed), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn claim_churn_during_dispatch() -> Result {
+        const WORKERS: u64 = 3;
+        const ROUNDS: u64 = 200;
+        let shared = Arc::new(
+            Shared {
+                registry: Registry::new()?,
+                rec: Recorder::new(),
+                done: Atomic::new(0),
+                errors: Atomic::new(0),
+            },
+            GFP_KERNEL,
+        )?;
+        for worker in 0..WORKERS {
+            let s = shared.clone();
+            workqueue::system_long().try_spawn(GFP_KERNEL, move || {
+                for round in 0..ROUNDS {
+                    // Each worker owns its own slots, so registration never conflicts.
+                    let start = (round % 8 * WORKERS + worker) * 0x1000;
+                    let range = match Range::from_len(start, 0x1000) {
+                        Ok(range) => range,
+                        Err(_) => return,
+                    };
+                    if s.registry.register(range, s.rec.owner()).is_err()
+                        || s.registry.unregister(range, s.rec.data()).is_err()
+                    {
+                        s.errors.add(1, Relaxed);
+                    }
+                }
+                s.done.fetch_add(1, Release);
+            })?;
+        }
+        let mut dispatches = 0u64;
+        while shared.done.load(Acquire) < WORKERS as u32 {
+            let (outcome, gaps) = dispatch(&shared.registry, r!(0, 0x100_0000));
+            // Every part is either handed to a claim or reported unclaimed, never both.
+            let unclaimed: u64 = gaps.iter().map(|gap| gap.len()).sum();
+            assert!(unclaimed + outcome.calls * 0x1000 == 0x100_0000);
+            dispatches += 1;
+            if dispatches > 100_000 {
+                break;
+            }
+        }
+        assert!(wait_until(10_000, || shared.done.load(Acquire) == WORKERS as u32));
+        assert_eq!(shared.errors.load(Relaxed), 0);
+        assert_eq!(shared.registry.stats.claims.load(Relaxed), 0);
+        let (outcome, _) = dispatch(&shared.registry, r!(0, 0x100_0000));
+        assert_eq!(outcome.calls, 0);
+        Ok(())
     }
 }

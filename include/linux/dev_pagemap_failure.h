@@ -2,23 +2,147 @@
 /*
  * Ranged memory failure for device memory (pmem, CXL, NVDIMM).
  *
- * The core lives in mm/dev_pagemap_failure.rs (Rust); these are the C entry
- * points it exports.  See Documentation/mm/dev_pagemap_failure.rst.
+ * Agents that own ranges of a dax_device (filesystems, device-mapper, test
+ * modules) claim them here and receive failures in those ranges as whole
+ * ranges, one call per claim.  The core lives in mm/dev_pagemap_failure.rs
+ * (Rust); these are the C entry points it exports and the few C hooks it
+ * calls.  See Documentation/mm/dev_pagemap_failure.rst.
  */
 #ifndef _LINUX_DEV_PAGEMAP_FAILURE_H
 #define _LINUX_DEV_PAGEMAP_FAILURE_H
 
 #include <linux/errno.h>
+#include <linux/types.h>
 
+struct dax_device;
 struct dev_pagemap;
+struct dax_failure_registry;
+
+/**
+ * enum dev_pagemap_failure_mode - how device memory failures are delivered
+ * @DPF_MODE_OFF: upstream behaviour: the single dax holder is notified once
+ *	for the whole device on removal, memory_failure() goes page by page.
+ * @DPF_MODE_PFN: dev_pagemap_failure() walks the device one pfn at a time,
+ *	each page dispatched on its own (the original proposal's fallback, for
+ *	comparison).
+ * @DPF_MODE_RANGED: one call per claim (the default).
+ *
+ * Selected with dev_pagemap_failure.mode={off,pfn,ranged} on the command
+ * line or in /sys/module/dev_pagemap_failure/parameters/mode.
+ */
+enum dev_pagemap_failure_mode {
+	DPF_MODE_OFF,
+	DPF_MODE_PFN,
+	DPF_MODE_RANGED,
+};
+
+/**
+ * struct dax_failure_ops - the owner of a claimed range of a dax_device
+ * @name: short owner name for logs, debugfs and the dax_failure_dispatch
+ *	tracepoint; must live as long as the claim.
+ * @notify_failure: [@offset, @offset + @len) of @dax_dev failed, a part of
+ *	the claim made with @data.  @mf_flags has MF_MEM_PRE_REMOVE when the
+ *	device is going away and the owner must revoke every mapping of the
+ *	range before returning.  May sleep.  Must not unregister claims of
+ *	@dax_dev (the call would wait for itself).  Returns 0 or a negative
+ *	errno, which is counted and reported to the caller of the failure.
+ */
+struct dax_failure_ops {
+	const char *name;
+	int (*notify_failure)(struct dax_device *dax_dev, void *data,
+			      u64 offset, u64 len, int mf_flags);
+};
 
 #ifdef CONFIG_DEV_PAGEMAP_FAILURE
+int dax_failure_register(struct dax_device *dax_dev, u64 offset, u64 len,
+			 const struct dax_failure_ops *ops, void *data);
+int dax_failure_unregister(struct dax_device *dax_dev, u64 offset, u64 len,
+			   void *data);
+int dax_failure_notify(struct dax_device *dax_dev, u64 offset, u64 len,
+		       int mf_flags);
+int dax_failure_notify_pfns(struct dax_device *dax_dev,
+			    struct dev_pagemap *pgmap, unsigned long base_pfn,
+			    unsigned long pfn, unsigned long nr_pages,
+			    int mf_flags);
 int dev_pagemap_failure(struct dev_pagemap *pgmap, int mf_flags);
+enum dev_pagemap_failure_mode dev_pagemap_failure_mode(void);
+
+/* For drivers/dax/super.c, which owns the registry of each dax_device. */
+struct dax_failure_registry *dax_failure_registry_alloc(void);
+void dax_failure_registry_free(struct dax_failure_registry *registry);
+void dax_failure_kill(struct dax_device *dax_dev);
+void dax_failure_set_name(struct dax_device *dax_dev, const char *name);
+struct dax_failure_registry *dax_failure_registry(struct dax_device *dax_dev);
+
+/* For the core, in mm/memory-failure.c: one ranged call, and the fallback. */
+int memory_failure_dev_pagemap_range(struct dev_pagemap *pgmap,
+				     unsigned long pfn,
+				     unsigned long nr_pages, int mf_flags);
+long memory_failure_dev_pagemap_unclaimed(struct dev_pagemap *pgmap,
+					  unsigned long pfn,
+					  unsigned long nr_pages, int mf_flags);
 #else
+static inline int dax_failure_register(struct dax_device *dax_dev, u64 offset,
+				       u64 len,
+				       const struct dax_failure_ops *ops,
+				       void *data)
+{
+	return -EOPNOTSUPP;
+}
+
+static inline int dax_failure_unregister(struct dax_device *dax_dev,
+					 u64 offset, u64 len, void *data)
+{
+	return -EOPNOTSUPP;
+}
+
+static inline int dax_failure_notify(struct dax_device *dax_dev, u64 offset,
+				     u64 len, int mf_flags)
+{
+	return -EOPNOTSUPP;
+}
+
+static inline int dax_failure_notify_pfns(struct dax_device *dax_dev,
+					  struct dev_pagemap *pgmap,
+					  unsigned long base_pfn,
+					  unsigned long pfn,
+					  unsigned long nr_pages, int mf_flags)
+{
+	return -EOPNOTSUPP;
+}
+
 static inline int dev_pagemap_failure(struct dev_pagemap *pgmap, int mf_flags)
 {
 	return -EOPNOTSUPP;
 }
+
+static inline enum dev_pagemap_failure_mode dev_pagemap_failure_mode(void)
+{
+	return DPF_MODE_OFF;
+}
+
+static inline struct dax_failure_registry *dax_failure_registry_alloc(void)
+{
+	return NULL;
+}
+
+static inline void dax_failure_registry_free(struct dax_failure_registry *r)
+{
+}
+
+static inline void dax_failure_kill(struct dax_device *dax_dev)
+{
+}
+
+static inline void dax_failure_set_name(struct dax_device *dax_dev,
+					const char *name)
+{
+}
+#endif
+
+#ifdef CONFIG_MEMORY_FAILURE
+int memory_failure_range(unsigned long pfn, unsigned long nr_pages,
+			 int mf_flags);
 #endif
 
 #endif /* _LINUX_DEV_PAGEMAP_FAILURE_H */

@@ -4,7 +4,11 @@
 //!
 //! C header: [`include/linux/memremap.h`](srctree/include/linux/memremap.h)
 
-use crate::{bindings, types::Opaque};
+use crate::{
+    bindings,
+    ffi::{c_int, c_ulong},
+    types::Opaque,
+};
 
 /// A physical address range of a [`DevPagemap`], with inclusive bounds as in the C
 /// `struct range`.
@@ -52,6 +56,26 @@ impl DevPagemap {
         // invariants.
         let nr = unsafe { (*self.0.get()).nr_range };
         usize::try_from(nr).unwrap_or(0)
+    }
+
+    /// Whether the driver implements the ranged `memory_failure` operation.
+    pub fn has_memory_failure(&self) -> bool {
+        self.memory_failure_op().is_some()
+    }
+
+    fn memory_failure_op(
+        &self,
+    ) -> Option<unsafe extern "C" fn(*mut bindings::dev_pagemap, c_ulong, c_ulong, c_int) -> c_int>
+    {
+        // SAFETY: `self.0.get()` is valid for reads by the type invariants; `ops` is set before
+        // `memremap_pages()` and does not change afterwards.
+        let ops = unsafe { (*self.0.get()).ops };
+        if ops.is_null() {
+            return None;
+        }
+        // SAFETY: A non-null `ops` points to the driver's operations, which outlive the
+        // pagemap.
+        unsafe { (*ops).memory_failure }
     }
 
     /// The physical ranges of this pagemap, in the order the driver gave them.

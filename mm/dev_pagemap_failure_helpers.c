@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The C side of the ranged memory failure core in mm/dev_pagemap_failure.rs:
+ * what Rust in this kernel cannot define yet, a string-valued parameter and
+ * the tracepoint bodies.
+ */
+#include <linux/dev_pagemap_failure.h>
+#include <linux/moduleparam.h>
+#include <linux/sysfs.h>
+#include <linux/string.h>
+
+#define CREATE_TRACE_POINTS
+#define CREATE_RUST_TRACE_POINTS
+#include <trace/events/dev_pagemap_failure.h>
+
+#undef MODULE_PARAM_PREFIX
+#define MODULE_PARAM_PREFIX "dev_pagemap_failure."
+
+static const char * const dpf_mode_names[] = {
+	[DPF_MODE_OFF] = "off",
+	[DPF_MODE_PFN] = "pfn",
+	[DPF_MODE_RANGED] = "ranged",
+};
+
+static int dpf_mode = DPF_MODE_RANGED;
+
+static int dpf_mode_set(const char *val, const struct kernel_param *kp)
+{
+	int mode = sysfs_match_string(dpf_mode_names, val);
+
+	if (mode < 0) {
+		pr_err("dev_pagemap_failure: unknown mode '%s', expected off, pfn or ranged\n",
+		       val);
+		return -EINVAL;
+	}
+	WRITE_ONCE(dpf_mode, mode);
+	return 0;
+}
+
+static int dpf_mode_get(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%s\n", dpf_mode_names[READ_ONCE(dpf_mode)]);
+}
+
+static const struct kernel_param_ops dpf_mode_ops = {
+	.set = dpf_mode_set,
+	.get = dpf_mode_get,
+};
+
+module_param_cb(mode, &dpf_mode_ops, NULL, 0644);
+MODULE_PARM_DESC(mode, "Failure delivery: ranged (default), pfn or off (upstream)");
+
+/**
+ * dev_pagemap_failure_mode() - the current failure delivery mode
+ *
+ * The mode may change at any time through sysfs; each failure reads it once.
+ *
+ * Return: the mode selected by dev_pagemap_failure.mode.
+ */
+enum dev_pagemap_failure_mode dev_pagemap_failure_mode(void)
+{
+	return READ_ONCE(dpf_mode);
+}
+EXPORT_SYMBOL_GPL(dev_pagemap_failure_mode);
