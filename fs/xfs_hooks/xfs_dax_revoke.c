@@ -52,12 +52,12 @@ static void xfs_dax_revoke_inode(struct inode *inode)
 	if (error)
 		xfs_warn(ip->i_mount,
 			 "inode 0x%llx: DAX writeback before removal failed: %d",
-			 ip->i_ino, error);
+			 (unsigned long long)inode->i_ino, error);
 	error = xfs_break_dax_layouts(inode);
 	if (error)
 		xfs_warn(ip->i_mount,
 			 "inode 0x%llx: DAX pages still busy at removal: %d",
-			 ip->i_ino, error);
+			 (unsigned long long)inode->i_ino, error);
 	xfs_iunlock(ip, XFS_MMAPLOCK_EXCL);
 }
 
