@@ -75,7 +75,8 @@ static REGISTRIES_READY: kernel::sync::atomic::Atomic<bool> =
     kernel::sync::atomic::Atomic::new(false);
 
 struct DevPagemapFailureModule {
-    _debugfs: Pin<KBox<debugfs::File<DevicesFile>>>,
+    _devices: Pin<KBox<debugfs::File<DevicesFile>>>,
+    _inject: Pin<KBox<debugfs::File<InjectRangeFile>>>,
     _dir: debugfs::Dir,
 }
 
@@ -88,12 +89,17 @@ impl kernel::Module for DevPagemapFailureModule {
             inject_lockdep_bug()?;
         }
         let dir = debugfs::Dir::new(c"dev_pagemap_failure");
-        let file = KBox::pin_init(
+        let devices = KBox::pin_init(
             dir.read_callback_file(c"devices", DevicesFile, &DevicesFile::show),
             GFP_KERNEL,
         )?;
+        let inject = KBox::pin_init(
+            dir.write_callback_file(c"inject_range", InjectRangeFile, &InjectRangeFile::write),
+            GFP_KERNEL,
+        )?;
         Ok(Self {
-            _debugfs: file,
+            _devices: devices,
+            _inject: inject,
             _dir: dir,
         })
     }
@@ -141,6 +147,43 @@ impl DevicesFile {
         }
         Ok(())
     }
+}
+
+/// `/sys/kernel/debug/dev_pagemap_failure/inject_range`: writing `PFN NR_PAGES` (decimal or
+/// `0x` hex) calls `memory_failure_range(PFN, NR_PAGES, MF_SW_SIMULATED)`, as
+/// mm/hwpoison-inject.c's `corrupt-pfn` does for one page; the write fails with its error.
+/// For tests and benchmarks; debugfs is root-only.
+struct InjectRangeFile;
+
+impl InjectRangeFile {
+    fn write(_: &Self, reader: &mut kernel::uaccess::UserSliceReader) -> Result {
+        let mut buf = [0u8; 64];
+        let len = reader.len();
+        if len == 0 || len > buf.len() {
+            return Err(EINVAL);
+        }
+        reader.read_slice(&mut buf[..len])?;
+        let text = core::str::from_utf8(&buf[..len]).map_err(|_| EINVAL)?;
+        let mut words = text.split_ascii_whitespace();
+        let (Some(pfn), Some(nr_pages), None) = (words.next(), words.next(), words.next()) else {
+            return Err(EINVAL);
+        };
+        let (pfn, nr_pages) = (parse_u64(pfn)?, parse_u64(nr_pages)?);
+        let flags = bindings::mf_flags_MF_SW_SIMULATED as c_int;
+        // SAFETY: `memory_failure_range()` validates its arguments.
+        let ret =
+            unsafe { bindings::memory_failure_range(pfn as c_ulong, nr_pages as c_ulong, flags) };
+        kernel::error::to_result(ret)
+    }
+}
+
+/// Parses a decimal or `0x`-prefixed hexadecimal `u64`.
+fn parse_u64(word: &str) -> Result<u64> {
+    let parsed = match word.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => word.parse(),
+    };
+    parsed.map_err(|_| EINVAL)
 }
 
 /// `pr_err!` under the kernel's printk rate limit: for errors a caller can trigger in a loop.

@@ -74,8 +74,11 @@ int xfs_dax_revoke_mappings(struct xfs_mount *mp)
 	struct super_block *sb = mp->m_super;
 	struct inode *inode, *toput_inode = NULL;
 
-	xfs_info(mp, "DAX device is about to be removed, revoking all mappings");
-	xfs_force_shutdown(mp, SHUTDOWN_DEVICE_REMOVED);
+	/* Mode pfn calls once per page: say it once. */
+	if (!xfs_is_shutdown(mp)) {
+		xfs_info(mp, "DAX device is about to be removed, revoking all mappings");
+		xfs_force_shutdown(mp, SHUTDOWN_DEVICE_REMOVED);
+	}
 
 	/* The walk of fs/drop_caches.c, restricted to DAX files with pages. */
 	spin_lock(&sb->s_inode_list_lock);

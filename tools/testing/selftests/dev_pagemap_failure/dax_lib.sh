@@ -44,23 +44,59 @@ dax_file_ag() {
 	xfs_io -c "bmap -v" "$1" | awk '$1 == "0:" { print $4 }'
 }
 
-# Preallocate SIZE_MB of a file in a new directory under MNT whose data lies
-# in allocation group AG (a new directory goes to the next AG, its files
-# follow it). Other candidates are removed again. Prints the file's path.
+# Preallocate SIZE_MB of a file NAME (default "data") in a new directory
+# under MNT whose data lies in allocation group AG (a new directory goes to
+# the next AG, its files follow it). Other candidates are removed again.
+# Prints the file's path.
 dax_file_in_ag() {
-	mnt=$1 size_mb=$2 want=$3
+	mnt=$1 size_mb=$2 want=$3 name=${4:-data}
 	for i in 1 2 3 4 5 6 7 8; do
-		mkdir -p "$mnt/d$i"
-		xfs_io -f -c "falloc 0 ${size_mb}m" "$mnt/d$i/data"
-		if [ "$(dax_file_ag "$mnt/d$i/data")" = "$want" ]; then
-			echo "$mnt/d$i/data"
+		mkdir -p "$mnt/$name.d$i"
+		xfs_io -f -c "falloc 0 ${size_mb}m" "$mnt/$name.d$i/$name"
+		if [ "$(dax_file_ag "$mnt/$name.d$i/$name")" = "$want" ]; then
+			echo "$mnt/$name.d$i/$name"
 			return 0
 		fi
-		rm "$mnt/d$i/data"
+		rm "$mnt/$name.d$i/$name"
 	done
 	return 1
 }
 
 dax_agcount() {
 	xfs_db -r -c "sb 0" -c "p agcount" "$1" | sed 's/.* = //'
+}
+
+# The nd bus device behind block device DEV goes back to its driver after
+# dax_unbind_arg's removal; the block device comes back with its data.
+dax_rebind() {
+	arg=$(dax_unbind_arg "$1") || return 1
+	echo "${arg#*=}" > "$(dirname "${arg%%=*}")/bind"
+}
+
+# The dev_pagemap_failure registry counter NAME of device DEV in state STATE
+# (live or dead), from debugfs; empty if there is no such device.
+dpf_counter() {
+	awk -v dev="$1" -v state="state=$2" -v name="$3=" '
+		$1 == dev && $2 == state {
+			for (i = 3; i <= NF; i++)
+				if (index($i, name) == 1)
+					print substr($i, length(name) + 1)
+			exit
+		}' /sys/kernel/debug/dev_pagemap_failure/devices
+}
+
+dpf_set_mode() {
+	echo "$1" > /sys/module/dev_pagemap_failure/parameters/mode
+}
+
+# The byte offset on the data device of FILE's first block.
+dax_file_phys() {
+	xfs_io -c "bmap -v" "$1" | awk '$1 == "0:" { split($3, r, "[.]"); print r[1] * 512 }'
+}
+
+# The size in bytes of an allocation group of the filesystem on DEV.
+dax_agbytes() {
+	agblocks=$(xfs_db -r -c "sb 0" -c "p agblocks" "$1" | sed 's/.* = //')
+	blocksize=$(xfs_db -r -c "sb 0" -c "p blocksize" "$1" | sed 's/.* = //')
+	echo $((agblocks * blocksize))
 }

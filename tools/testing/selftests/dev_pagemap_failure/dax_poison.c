@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Poison probe: does poison in a DAX file reach exactly the process that
+ * maps it, at the right address, and nobody else?
+ *
+ *   dax_poison -P FILE
+ *	Map FILE and print the pfn of its first page (from /proc/self/pagemap).
+ *   dax_poison -p PAGE [-n NR] [-i INJECT] FILE OTHER
+ *	Map FILE and OTHER MAP_SHARED and write every page of both. Then poison
+ *	pages [PAGE, PAGE + NR) of FILE: with madvise(MADV_HWPOISON) (NR must
+ *	be 1), or with -i by writing "PFN NR" to INJECT (the debugfs file that
+ *	calls memory_failure_range()). Expect one SIGBUS with si_code
+ *	BUS_MCEERR_AR at an address inside the poisoned pages, and every page of
+ *	OTHER still readable with its data.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kselftest.h"
+
+#ifndef MADV_HWPOISON
+#define MADV_HWPOISON 100
+#endif
+
+static sigjmp_buf fault_jmp;
+static int sig_code, sig_count;
+static void *sig_addr;
+
+static void on_sigbus(int sig, siginfo_t *si, void *ctx)
+{
+	(void)sig;
+	(void)ctx;
+	__atomic_add_fetch(&sig_count, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&sig_code, si->si_code, __ATOMIC_RELAXED);
+	__atomic_store_n(&sig_addr, si->si_addr, __ATOMIC_RELAXED);
+	siglongjmp(fault_jmp, 1);
+}
+
+static char *map_file(const char *path, size_t *size)
+{
+	struct stat st;
+	char *map;
+	int fd;
+
+	fd = open(path, O_RDWR);
+	if (fd < 0 || fstat(fd, &st))
+		ksft_exit_fail_msg("%s: %s\n", path, strerror(errno));
+	*size = st.st_size;
+	map = mmap(NULL, *size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		ksft_exit_fail_msg("mmap %s: %s\n", path, strerror(errno));
+	close(fd);
+	return map;
+}
+
+static uint64_t pfn_of(void *addr)
+{
+	long page_size = sysconf(_SC_PAGESIZE);
+	uint64_t entry = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+
+	if (fd < 0 || pread(fd, &entry, sizeof(entry),
+			    (uintptr_t)addr / page_size * sizeof(entry)) != sizeof(entry))
+		ksft_exit_fail_msg("pagemap: %s\n", strerror(errno));
+	close(fd);
+	if (!(entry >> 63))
+		ksft_exit_fail_msg("page at %p not present\n", addr);
+	return entry & ((1ULL << 55) - 1);
+}
+
+static void fill(char *map, size_t size, long page_size, uint64_t tag)
+{
+	for (size_t off = 0; off < size; off += page_size)
+		__atomic_store_n((uint64_t *)(map + off), tag + off, __ATOMIC_RELAXED);
+}
+
+int main(int argc, char **argv)
+{
+	long page_size = sysconf(_SC_PAGESIZE);
+	const char *inject = NULL;
+	long page = -1, nr = 1, bad = 0;
+	bool print_pfn = false;
+	size_t size, other_size;
+	struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO };
+	char *map, *other, *lo, *hi;
+	int opt;
+
+	while ((opt = getopt(argc, argv, "Pp:n:i:")) != -1) {
+		switch (opt) {
+		case 'P': print_pfn = true; break;
+		case 'p': page = atol(optarg); break;
+		case 'n': nr = atol(optarg); break;
+		case 'i': inject = optarg; break;
+		default: ksft_exit_fail_msg("bad option\n");
+		}
+	}
+	if (print_pfn) {
+		if (optind + 1 != argc)
+			ksft_exit_fail_msg("usage: dax_poison -P FILE\n");
+		map = map_file(argv[optind], &size);
+		fill(map, page_size, page_size, 0);
+		printf("%llu\n", (unsigned long long)pfn_of(map));
+		return 0;
+	}
+	if (optind + 2 != argc || page < 0 || nr < 1 || (!inject && nr != 1))
+		ksft_exit_fail_msg("usage: dax_poison -p PAGE [-n NR] [-i INJECT] FILE OTHER\n");
+
+	ksft_print_header();
+	ksft_set_plan(3);
+	map = map_file(argv[optind], &size);
+	other = map_file(argv[optind + 1], &other_size);
+	if ((page + nr) * page_size > (long)size)
+		ksft_exit_fail_msg("pages beyond the file\n");
+	fill(map, size, page_size, 1);
+	fill(other, other_size, page_size, 2);
+	lo = map + page * page_size;
+	hi = lo + nr * page_size;
+	if (sigaction(SIGBUS, &sa, NULL))
+		ksft_exit_fail_msg("sigaction: %s\n", strerror(errno));
+
+	if (!sigsetjmp(fault_jmp, 1)) {
+		int ret;
+
+		if (inject) {
+			char cmd[64];
+			int fd = open(inject, O_WRONLY);
+
+			snprintf(cmd, sizeof(cmd), "%llu %ld",
+				 (unsigned long long)pfn_of(lo), nr);
+			ret = fd < 0 ? -1 : write(fd, cmd, strlen(cmd));
+			ksft_print_msg("write '%s' to %s: %d (%s)\n", cmd, inject, ret,
+				       ret < 0 ? strerror(errno) : "ok");
+			if (fd >= 0)
+				close(fd);
+		} else {
+			ret = madvise(lo, page_size, MADV_HWPOISON);
+			ksft_print_msg("madvise(MADV_HWPOISON) at page %ld: %d (%s)\n", page,
+				       ret, ret ? strerror(errno) : "ok");
+		}
+	}
+	ksft_print_msg("SIGBUS: %d, si_code %d, address page %ld of the file\n",
+		       sig_count, sig_code,
+		       sig_addr ? (long)(((char *)sig_addr - map) / page_size) : -1);
+	ksft_test_result(sig_count == 1, "one SIGBUS for the poisoned pages\n");
+	ksft_test_result(sig_code == BUS_MCEERR_AR && (char *)sig_addr >= lo &&
+			 (char *)sig_addr < hi,
+			 "BUS_MCEERR_AR at an address of the poisoned pages\n");
+
+	for (size_t off = 0; off < other_size; off += page_size)
+		if (__atomic_load_n((uint64_t *)(other + off), __ATOMIC_RELAXED) != 2 + off)
+			bad++;
+	ksft_test_result(bad == 0 && sig_count == 1,
+			 "the other file is readable with its data (%ld pages bad)\n", bad);
+	ksft_finished();
+}
