@@ -85,6 +85,32 @@ static void fill(char *map, size_t size, long page_size, uint64_t tag)
 		__atomic_store_n((uint64_t *)(map + off), tag + off, __ATOMIC_RELAXED);
 }
 
+/*
+ * Poison NR pages from LO (page PAGE of the file). A SIGBUS jumps back here
+ * and the function returns at once, so no local is used after the jump.
+ */
+static void poison(char *lo, long nr, long page, const char *inject, long page_size)
+{
+	char cmd[64];
+	int fd, ret;
+
+	if (sigsetjmp(fault_jmp, 1))
+		return;
+	if (inject) {
+		fd = open(inject, O_WRONLY);
+		snprintf(cmd, sizeof(cmd), "%llu %ld", (unsigned long long)pfn_of(lo), nr);
+		ret = fd < 0 ? -1 : write(fd, cmd, strlen(cmd));
+		ksft_print_msg("write '%s' to %s: %d (%s)\n", cmd, inject, ret,
+			       ret < 0 ? strerror(errno) : "ok");
+		if (fd >= 0)
+			close(fd);
+	} else {
+		ret = madvise(lo, page_size, MADV_HWPOISON);
+		ksft_print_msg("madvise(MADV_HWPOISON) at page %ld: %d (%s)\n", page,
+			       ret, ret ? strerror(errno) : "ok");
+	}
+}
+
 int main(int argc, char **argv)
 {
 	long page_size = sysconf(_SC_PAGESIZE);
@@ -98,11 +124,20 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "Pp:n:i:")) != -1) {
 		switch (opt) {
-		case 'P': print_pfn = true; break;
-		case 'p': page = atol(optarg); break;
-		case 'n': nr = atol(optarg); break;
-		case 'i': inject = optarg; break;
-		default: ksft_exit_fail_msg("bad option\n");
+		case 'P':
+			print_pfn = true;
+			break;
+		case 'p':
+			page = atol(optarg);
+			break;
+		case 'n':
+			nr = atol(optarg);
+			break;
+		case 'i':
+			inject = optarg;
+			break;
+		default:
+			ksft_exit_fail_msg("bad option\n");
 		}
 	}
 	if (print_pfn) {
@@ -129,26 +164,7 @@ int main(int argc, char **argv)
 	if (sigaction(SIGBUS, &sa, NULL))
 		ksft_exit_fail_msg("sigaction: %s\n", strerror(errno));
 
-	if (!sigsetjmp(fault_jmp, 1)) {
-		int ret;
-
-		if (inject) {
-			char cmd[64];
-			int fd = open(inject, O_WRONLY);
-
-			snprintf(cmd, sizeof(cmd), "%llu %ld",
-				 (unsigned long long)pfn_of(lo), nr);
-			ret = fd < 0 ? -1 : write(fd, cmd, strlen(cmd));
-			ksft_print_msg("write '%s' to %s: %d (%s)\n", cmd, inject, ret,
-				       ret < 0 ? strerror(errno) : "ok");
-			if (fd >= 0)
-				close(fd);
-		} else {
-			ret = madvise(lo, page_size, MADV_HWPOISON);
-			ksft_print_msg("madvise(MADV_HWPOISON) at page %ld: %d (%s)\n", page,
-				       ret, ret ? strerror(errno) : "ok");
-		}
-	}
+	poison(lo, nr, page, inject, page_size);
 	ksft_print_msg("SIGBUS: %d, si_code %d, address page %ld of the file\n",
 		       sig_count, sig_code,
 		       sig_addr ? (long)(((char *)sig_addr - map) / page_size) : -1);
