@@ -39,7 +39,7 @@ pub mod range;
 mod registry;
 
 use range::{Range, RangeError};
-use registry::{ClaimError, Outcome, Owner, Registry, NAME_LEN};
+use registry::{ClaimError, Name, Outcome, Owner, Registry};
 
 module! {
     type: DevPagemapFailureModule,
@@ -117,20 +117,20 @@ impl DevicesFile {
         let registries = REGISTRIES.lock();
         for registry in registries.iter() {
             let stats = &registry.stats;
-            registry.with_name(|name| {
-                writeln!(
-                    f,
-                    "{} state={} claims={} dispatches={} dispatched_bytes={} \
+            let state = if registry.is_dead() { "dead" } else { "live" };
+            let name = registry.name();
+            writeln!(
+                f,
+                "{} state={} claims={} dispatches={} dispatched_bytes={} \
                      fallback_pages={} handler_errors={}",
-                    core::str::from_utf8(name).unwrap_or("?"),
-                    if registry.is_dead() { "dead" } else { "live" },
-                    stats.claims.load(Relaxed),
-                    stats.dispatches.load(Relaxed),
-                    stats.dispatched_bytes.load(Relaxed),
-                    stats.fallback_pages.load(Relaxed),
-                    stats.handler_errors.load(Relaxed),
-                )
-            })?;
+                core::str::from_utf8(name.as_bstr()).unwrap_or("?"),
+                state,
+                stats.claims.load(Relaxed),
+                stats.dispatches.load(Relaxed),
+                stats.dispatched_bytes.load(Relaxed),
+                stats.fallback_pages.load(Relaxed),
+                stats.handler_errors.load(Relaxed),
+            )?;
             let mut result = Ok(());
             registry.for_each_claim(|range, owner| {
                 if result.is_ok() {
@@ -241,22 +241,12 @@ unsafe fn registry_of<'a>(dax_dev: *mut bindings::dax_device) -> Result<ArcBorro
     Ok(unsafe { ArcBorrow::from_raw(raw.cast::<Registry>()) })
 }
 
-/// Returns the registry's name as a NUL-terminated buffer, for the tracepoint.
-fn name_buf(registry: &Registry) -> [u8; NAME_LEN] {
-    let mut buf = [0u8; NAME_LEN];
-    registry.with_name(|name| {
-        let len = name.len().min(NAME_LEN - 1);
-        buf[..len].copy_from_slice(&name[..len]);
-    });
-    buf
-}
-
 /// Emits the dispatch tracepoint for one handler call.
-fn trace(dev: &[u8; NAME_LEN], owner: &Owner, range: Range, flags: c_int, ret: c_int) {
+fn trace(dev: &Name, owner: &Owner, range: Range, flags: c_int, ret: c_int) {
     // SAFETY: Both strings are NUL-terminated and outlive the call.
     unsafe {
         dax_failure_dispatch(
-            dev.as_ptr().cast(),
+            dev.as_char_ptr(),
             range.start(),
             range.len(),
             flags,
@@ -308,34 +298,21 @@ pub unsafe extern "C" fn dax_failure_register(
     let owner = unsafe { Owner::new(ops, data) };
     // SAFETY: `dax_dev` is null or live (the caller's guarantee).
     let ret = unsafe { registry_of(dax_dev) }.and_then(|registry| {
-        let range = claim_range(offset, len).map_err(|e| {
-            registry.with_name(|name| {
+        let range = claim_range(offset, len).map_err(ClaimError::Invalid);
+        range
+            .and_then(|range| registry.register(range, owner))
+            .map_err(|e| {
                 pr_err_ratelimited!(
-                    "{}: {} cannot claim [{:#x}, +{:#x}): {:?}, -EINVAL\n",
-                    name,
+                    "{}: {} cannot claim [{:#x}, +{:#x}): {:?}, {}\n",
+                    registry.name().as_bstr(),
                     owner.name().to_str().unwrap_or("?"),
                     offset,
                     len,
-                    e
-                )
-            });
-            EINVAL
-        })?;
-        registry.register(range, owner).map_err(|e| {
-            let err: Error = e.into();
-            registry.with_name(|name| {
-                pr_err_ratelimited!(
-                    "{}: {} cannot claim [{:#x}, {:#x}): {:?}, {:?}\n",
-                    name,
-                    owner.name().to_str().unwrap_or("?"),
-                    range.start(),
-                    range.end(),
                     e,
-                    err
-                )
-            });
-            err
-        })
+                    e.errno_name()
+                );
+                Error::from(e)
+            })
     });
     match ret {
         Ok(()) => 0,
@@ -361,24 +338,20 @@ pub unsafe extern "C" fn dax_failure_unregister(
 ) -> c_int {
     // SAFETY: `dax_dev` is null or live (the caller's guarantee).
     let ret = unsafe { registry_of(dax_dev) }.and_then(|registry| {
-        let range = claim_range(offset, len).map_err(|_| EINVAL);
-        let result = range.and_then(|range| {
-            registry
-                .unregister(range, data)
-                .map_err(|e: ClaimError| Error::from(e))
-        });
-        if let Err(err) = result {
-            registry.with_name(|name| {
+        let range = claim_range(offset, len).map_err(ClaimError::Invalid);
+        range
+            .and_then(|range| registry.unregister(range, data))
+            .map_err(|e| {
                 pr_err_ratelimited!(
-                    "{}: no claim [{:#x}, +{:#x}) to unregister: {:?}\n",
-                    name,
+                    "{}: cannot unregister [{:#x}, +{:#x}): {:?}, {}\n",
+                    registry.name().as_bstr(),
                     offset,
                     len,
-                    err
-                )
-            });
-        }
-        result
+                    e,
+                    e.errno_name()
+                );
+                Error::from(e)
+            })
     });
     match ret {
         Ok(()) => 0,
@@ -416,7 +389,7 @@ pub unsafe extern "C" fn dax_failure_notify(
     // SAFETY: `dax_dev` is null or live (the caller's guarantee).
     let ret = unsafe { registry_of(dax_dev) }.and_then(|registry| {
         let failure = Range::from_len(offset, len).map_err(|_| EINVAL)?;
-        let dev = name_buf(&registry);
+        let dev = registry.name();
         // SAFETY: `dax_dev` is the device of `registry` and live.
         let outcome = unsafe {
             registry.dispatch(
@@ -473,7 +446,7 @@ pub unsafe extern "C" fn dax_failure_notify_pfns(
             .translate(&from, &to)
             .and_then(|pages| pages.scale_up(PAGE_SHIFT as u32))
             .map_err(|_| EINVAL)?;
-        let dev = name_buf(&registry);
+        let dev = registry.name();
         let mut fallback_ran = false;
         let unclaimed = |bytes: Range| -> Result<(), c_int> {
             if mode == Mode::Off {
@@ -662,7 +635,7 @@ pub unsafe extern "C" fn dax_failure_registry_free(raw: *mut bindings::dax_failu
 pub unsafe extern "C" fn dax_failure_kill(dax_dev: *mut bindings::dax_device) {
     // SAFETY: `dax_dev` is null or live (the caller's guarantee).
     if let Ok(registry) = unsafe { registry_of(dax_dev) } {
-        let dev = name_buf(&registry);
+        let dev = registry.name();
         let flags = bindings::mf_flags_MF_MEM_PRE_REMOVE as c_int;
         // SAFETY: `dax_dev` is the device of `registry` and live.
         unsafe {

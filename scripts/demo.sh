@@ -13,22 +13,22 @@
 	{ tail -n 40 "$DPF_CACHE/demo-kernel.log"; die "building the release kernel failed"; }
 "$DPF_TOP/scripts/initramfs.sh"
 
-# scenario  timeout(s)  description
+# scenario  modes  timeout(s)  description; mode "off" is upstream 7.3
 SCENARIOS="
-devdax             120 devdax: /dev/dax mapped by 2 processes, namespace removed
-xfs-rmapbt1-lastag 120 XFS rmapbt=1, file data in the last allocation group
-xfs-rmapbt1-ag0     60 XFS rmapbt=1, file data in allocation group 0
-xfs-rmapbt0         60 XFS rmapbt=0 (the mkfs default)
-dm-linear           60 XFS rmapbt=1 on dm-linear over pmem
+devdax             off,ranged      120 devdax: /dev/dax mapped by 2 processes, namespace removed
+xfs-rmapbt1-lastag off,pfn,ranged  120 XFS rmapbt=1, file data in the last allocation group
+xfs-rmapbt1-ag0    off,ranged       60 XFS rmapbt=1, file data in allocation group 0
+xfs-rmapbt0        off,ranged       60 XFS rmapbt=0 (the mkfs default)
+dm-linear          off,ranged       60 XFS rmapbt=1 on dm-linear over pmem
 "
 only=${DPF_DEMO_SCENARIOS:-}
 
-report() {	# report SCENARIO TIMEOUT DESCRIPTION RUN_DIR
-	local s=$1 t=$2 desc=$3 run=$4 res con status secs
+report() {	# report SCENARIO MODE TIMEOUT DESCRIPTION RUN_DIR
+	local s=$1 mode=$2 t=$3 desc=$4 run=$5 res con status secs
 	res=$run/results.log con=$run/console.log
 	status=$(cat "$run/status") secs=$(cat "$run/seconds")
 	echo
-	echo "== $desc [$s]"
+	echo "== $desc [$s, mode $mode]"
 	sed -n 's/^DEMO fs /   filesystem: /p; s/^DEMO remove /   removal:    /p; s/^DEMO error /   ERROR: /p' "$res"
 	if grep -q '^# removal:' "$res"; then
 		sed -n 's/^# removal: .* returned \(.*\) after \(.*\) ms$/   removal returned \1 after \2 ms of guest time/p' "$res"
@@ -43,10 +43,11 @@ report() {	# report SCENARIO TIMEOUT DESCRIPTION RUN_DIR
 	if grep -q '^# removal:' "$res" && ! grep -q '^# after removal:' "$res"; then
 		echo "   the processes never finished (stuck in the kernel or killed)"
 	fi
+	sed -n 's/^DEMO counters /   dispatch counters: /p' "$res"
 	sed -n 's/^DEMO umount /   umount: /p; s/^DEMO dmsetup-remove /   dmsetup remove: /p' "$res"
 	echo "   kernel log:"
 	{ grep -a -m1 'dev_pagemap_failure:' "$con" || true; } | sed 's/^\[[ 0-9.]*\] /     /'
-	{ grep -a -E 'XFS \(.*\): (Device is about|User initiated shutdown|.*Shutting down)' "$con" ||
+	{ grep -a -E 'XFS \(.*\): (Device is about|DAX device is about|User initiated shutdown|.*Shutting down)' "$con" ||
 		true; } | sed 's/^\[[ 0-9.]*\] /     /' | head -n 3
 	local kills
 	kills=$(grep -a -c 'Sending SIGBUS' "$con" || true)
@@ -61,21 +62,55 @@ report() {	# report SCENARIO TIMEOUT DESCRIPTION RUN_DIR
 	esac
 }
 
+# One line of the side-by-side table: removal time, what the processes saw
+# after the removal, and how the boot ended.
+table_row() {	# table_row SCENARIO MODE TIMEOUT RUN_DIR
+	local s=$1 mode=$2 t=$3 run=$4 res con removal reads writes outcome
+	res=$run/results.log con=$run/console.log
+	removal=$(sed -n 's/^# removal: .* returned .* after \(.*\) ms$/\1 ms/p' "$res")
+	reads=$(sed -n 's/^# after removal: [0-9]* pages; reads: \([0-9]*\) ok.*, \([0-9]*\) SIGBUS$/\1 ok, \2 SIGBUS/p' "$res")
+	writes=$(sed -n 's/^# after removal: writes: \([0-9]*\) ok, \([0-9]*\) SIGBUS$/\1 ok, \2 SIGBUS/p' "$res")
+	if grep -a -q -E 'BUG:|Oops|general protection' "$con"; then
+		outcome="Oops"
+	elif [ "$(cat "$run/status")" = timeout ]; then
+		outcome="hung, killed after ${t} s"
+	elif [ "$(cat "$run/status")" = "exit 0" ]; then
+		outcome="clean"
+	else
+		outcome="ended: $(cat "$run/status")"
+	fi
+	printf '%-20s %-7s %-14s %-22s %-22s %s\n' "$s" "$mode" "${removal:-> ${t} s}" \
+		"${reads:-never}" "${writes:-never}" "$outcome"
+}
+
 summary=$DPF_OUT/demo/report.txt
 mkdir -p "$DPF_OUT/demo"
 {
 	echo "dev_pagemap_failure demo: release kernel $(git -C "$KTREE" describe --always dpf), QEMU TCG, 2 GiB NVDIMM"
 	echo "Each scenario: 2 processes map 64 MiB MAP_SHARED, write every page, the device is"
-	echo "removed (sysfs unbind), then they read and write every page again."
+	echo "removed (sysfs unbind), then they read and write every page again. Each scenario"
+	echo "runs once per mode: off (upstream 7.3), pfn (page at a time), ranged (default)."
 	echo "The bar: every access raises SIGBUS, no Oops, removal well under a second."
 } | tee "$summary"
-echo "$SCENARIOS" | while read -r s t desc; do
+table=$DPF_OUT/demo/table.txt
+: > "$table"
+echo "$SCENARIOS" | while read -r s modes t desc; do
 	[ -n "$s" ] || continue
 	[ -z "$only" ] || [[ " $only " == *" $s "* ]] || continue
-	run=$DPF_OUT/demo/$s
-	"$DPF_TOP/scripts/vm.sh" -k release -t "$t" -a "dpf.scenario=$s" -o "$run" demo \
-		2>/dev/null || true
-	report "$s" "$t" "$desc" "$run" | tee -a "$summary"
+	for mode in ${modes//,/ }; do
+		run=$DPF_OUT/demo/$s-$mode
+		"$DPF_TOP/scripts/vm.sh" -k release -t "$t" \
+			-a "dpf.scenario=$s dev_pagemap_failure.mode=$mode" -o "$run" demo \
+			2>/dev/null || true
+		report "$s" "$mode" "$t" "$desc" "$run" | tee -a "$summary"
+		table_row "$s" "$mode" "$t" "$run" >> "$table"
+	done
 done
+{
+	echo
+	echo "Side by side (guest time under QEMU TCG; the ratios carry over, not the absolute times):"
+	printf '%-20s %-7s %-14s %-22s %-22s %s\n' scenario mode removal reads-after writes-after outcome
+	cat "$table"
+} | tee -a "$summary"
 echo
-echo "Report: $summary; console logs: $DPF_OUT/demo/<scenario>/console.log"
+echo "Report: $summary; console logs: $DPF_OUT/demo/<scenario>-<mode>/console.log"

@@ -40,6 +40,23 @@ use super::range::{split, Range, RangeError, Segment};
 /// Length of the name shown in logs and debugfs, including the terminating NUL.
 pub(crate) const NAME_LEN: usize = 32;
 
+/// A device name: NUL-terminated, at most `NAME_LEN - 1` bytes.
+#[derive(Clone, Copy)]
+pub(crate) struct Name([u8; NAME_LEN]);
+
+impl Name {
+    /// The name without its NUL.
+    pub(crate) fn as_bstr(&self) -> &BStr {
+        let len = self.0.iter().position(|&b| b == 0).unwrap_or(NAME_LEN - 1);
+        BStr::from_bytes(&self.0[..len])
+    }
+
+    /// The NUL-terminated name, for C.
+    pub(crate) fn as_char_ptr(&self) -> *const kernel::ffi::c_char {
+        self.0.as_ptr()
+    }
+}
+
 /// Who owns a claim: the `ops` and `data` a registrant passed to `dax_failure_register()`.
 #[derive(Clone, Copy)]
 pub(crate) struct Owner {
@@ -221,6 +238,21 @@ pub(crate) enum ClaimError {
     Unknown,
     /// The device is gone: `-ENXIO`.
     Dead,
+    /// No memory for the claim: `-ENOMEM`.
+    NoMemory,
+}
+
+impl ClaimError {
+    /// The errno's name, for log lines.
+    pub(crate) fn errno_name(&self) -> &'static str {
+        match self {
+            ClaimError::Invalid(_) => "-EINVAL",
+            ClaimError::Overlap => "-EBUSY",
+            ClaimError::Unknown => "-ENOENT",
+            ClaimError::Dead => "-ENXIO",
+            ClaimError::NoMemory => "-ENOMEM",
+        }
+    }
 }
 
 impl From<ClaimError> for Error {
@@ -230,6 +262,7 @@ impl From<ClaimError> for Error {
             ClaimError::Overlap => EBUSY,
             ClaimError::Unknown => ENOENT,
             ClaimError::Dead => ENXIO,
+            ClaimError::NoMemory => ENOMEM,
         }
     }
 }
@@ -261,11 +294,9 @@ impl Registry {
         claims.name[..len].copy_from_slice(&name[..len]);
     }
 
-    /// Calls `f` with the device's name.
-    pub(crate) fn with_name<R>(&self, f: impl FnOnce(&BStr) -> R) -> R {
-        let claims = self.claims.lock();
-        let len = claims.name.iter().position(|&b| b == 0).unwrap_or(NAME_LEN);
-        f(BStr::from_bytes(&claims.name[..len]))
+    /// A copy of the device's name (the mutex is not held once this returns).
+    pub(crate) fn name(&self) -> Name {
+        Name(self.claims.lock().name)
     }
 
     /// Whether the device is gone.
@@ -276,8 +307,8 @@ impl Registry {
     /// Claims `range` (bytes of the device) for `owner`.
     pub(crate) fn register(&self, range: Range, owner: Owner) -> Result<(), ClaimError> {
         // Allocate before locking, so that the mutex is never held across reclaim.
-        let reservation = RBTreeNodeReservation::new(GFP_KERNEL)
-            .map_err(|_| ClaimError::Invalid(RangeError::Overflow))?;
+        let reservation =
+            RBTreeNodeReservation::new(GFP_KERNEL).map_err(|_| ClaimError::NoMemory)?;
         let mut claims = self.claims.lock();
         if claims.dead {
             return Err(ClaimError::Dead);

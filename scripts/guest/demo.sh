@@ -18,7 +18,9 @@ scenario=
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in dpf.scenario=*) scenario=${arg#dpf.scenario=} ;; esac
 done
+mode=$(cat /sys/module/dev_pagemap_failure/parameters/mode 2>/dev/null)
 echo "DEMO scenario $scenario"
+echo "DEMO mode ${mode:-none}"
 
 mount_xfs() {	# mount_xfs DEV MKFS_OPTS...
 	dev=$1
@@ -55,7 +57,7 @@ devdax)
 	for p in $(seq 1 $PROCS); do paths="$paths /dev/$dax"; done
 	;;
 xfs-rmapbt1-lastag | xfs-rmapbt1-ag0 | xfs-rmapbt0)
-	dax_setup_namespaces fsdax 1024M
+	dax_setup_namespaces fsdax all
 	target=$pmem
 	case "$scenario" in
 	xfs-rmapbt0) mount_xfs "/dev/$pmem" -m rmapbt=0; make_files root ;;
@@ -66,7 +68,7 @@ xfs-rmapbt1-lastag | xfs-rmapbt1-ag0 | xfs-rmapbt0)
 	paths=$files
 	;;
 dm-linear)
-	dax_setup_namespaces fsdax 1024M
+	dax_setup_namespaces fsdax all
 	target=$pmem
 	sectors=$(cat "/sys/block/$pmem/size")
 	# No udev in the guest: dmsetup makes the /dev/mapper node itself.
@@ -89,6 +91,9 @@ dmesg -c >/dev/null
 # shellcheck disable=SC2086
 "$SEL/dax_stale_mapping" -s "$SIZE_MB" -r "$unbind" $paths
 echo "DEMO probe-exit $?"
+counters=$(grep "^$target state=" /sys/kernel/debug/dev_pagemap_failure/devices 2>/dev/null |
+	head -n1)
+echo "DEMO counters ${counters:-none (no registry for $target)}"
 if mountpoint -q "$MNT" 2>/dev/null; then
 	if umount "$MNT" 2>/dev/null; then
 		echo "DEMO umount ok"

@@ -6,14 +6,18 @@
 # group. Sourced; sets no traps and exits nowhere.
 
 # Create labelled namespaces on region0: "fsdax SIZE" and/or "devdax SIZE"
-# pairs. Sets $pmem (e.g. pmem0) and $dax (e.g. dax0.1) for those created.
+# pairs; SIZE "all" takes what is left of the region. Sets $pmem (e.g.
+# pmem0) and $dax (e.g. dax0.1) for those created.
 dax_setup_namespaces() {
 	pmem= dax=
 	ndctl disable-region all >/dev/null 2>&1
 	ndctl init-labels -f all >/dev/null 2>&1
 	ndctl enable-region all >/dev/null 2>&1
 	while [ $# -ge 2 ]; do
-		json=$(ndctl create-namespace -r region0 -m "$1" -s "$2" -n "dpf-$1" 2>&1)
+		size="-s $2"
+		[ "$2" = all ] && size=
+		# shellcheck disable=SC2086
+		json=$(ndctl create-namespace -r region0 -m "$1" $size -n "dpf-$1" 2>&1)
 		case "$1" in
 		fsdax) pmem=$(echo "$json" | dax_json_field blockdev) ;;
 		devdax) dax=$(echo "$json" | dax_json_field chardev) ;;
