@@ -21,12 +21,12 @@ INJECT=/sys/kernel/debug/dev_pagemap_failure/inject_range
 
 # Run a probe with its TAP indented as a subtest, and report one result.
 run_probe() {
-	name=$1
+	local title=$1 out rc
 	shift
 	out=$("$@" 2>&1)
 	rc=$?
 	echo "$out" | sed 's/^/    /'
-	ktap_test_result "$name" [ $rc -eq 0 ]
+	ktap_test_result "$title" [ $rc -eq 0 ]
 }
 
 # mkfs.xfs OPTS on $pmem and mount it dax=always.
@@ -38,7 +38,8 @@ xfs_mount() {
 # MKFS_OPTS whose data lies in allocation group AG ("last" for the last),
 # in failure mode MODE, with a time limit of LIMIT_MS. Five results.
 removal_scenario() {
-	name=$1 mkfs_opts=$2 ag=$3 mode=$4 limit=$5
+	local name=$1 mkfs_opts=$2 ag=$3 mode=$4 limit=$5
+	local agcount file unbind kills dispatches fallback errors ok
 	dpf_set_mode "$mode"
 	xfs_mount "$mkfs_opts"
 	agcount=$(dax_agcount "/dev/$pmem")
@@ -46,11 +47,11 @@ removal_scenario() {
 	file=$(dax_file_in_ag "$MNT" "$SIZE_MB" "$ag")
 	ktap_print_msg "$name: mode $mode, agcount ${agcount:-?}," \
 		"file ${file:-not found} in AG $ag"
+	unbind=$(dax_unbind_arg "$pmem")
 	dmesg -c >/dev/null
 	if [ -n "$file" ]; then
 		run_probe "$name: no page readable or writable after removal, in time" \
-			"$PROBE" -s "$SIZE_MB" -t "$limit" \
-			-r "$(dax_unbind_arg "$pmem")" "$file"
+			"$PROBE" -s "$SIZE_MB" -t "$limit" -r "$unbind" "$file"
 	else
 		ktap_test_fail "$name: no file with data in AG $ag"
 	fi
@@ -75,7 +76,7 @@ removal_scenario() {
 	ktap_test_result "$name: XFS reports the shutdown" \
 		dmesg_has "Block device removal (0x20) detected"
 	ktap_test_result "$name: filesystem unmounts after removal" umount "$MNT"
-	ktap_test_result "$name: device comes back" dax_rebind "$pmem"
+	ktap_test_result "$name: device comes back" dax_rebind "$unbind"
 	udev_settle
 }
 

@@ -70,11 +70,11 @@ dax_agcount() {
 	xfs_db -r -c "sb 0" -c "p agcount" "$1" | sed 's/.* = //'
 }
 
-# The nd bus device behind block device DEV goes back to its driver after
-# dax_unbind_arg's removal; the block device comes back with its data.
+# Undo a removal: ARG is what dax_unbind_arg printed before the device was
+# removed. The nd bus device goes back to its driver and the block or dax
+# device comes back with its data.
 dax_rebind() {
-	arg=$(dax_unbind_arg "$1") || return 1
-	echo "${arg#*=}" > "$(dirname "${arg%%=*}")/bind"
+	[ -n "$1" ] && echo "${1#*=}" > "$(dirname "${1%%=*}")/bind"
 }
 
 # The dev_pagemap_failure registry counter NAME of device DEV in state STATE
