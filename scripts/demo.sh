@@ -68,8 +68,12 @@ table_row() {	# table_row SCENARIO MODE TIMEOUT RUN_DIR
 	local s=$1 mode=$2 t=$3 run=$4 res con removal reads writes outcome
 	res=$run/results.log con=$run/console.log
 	removal=$(sed -n 's/^# removal: .* returned .* after \(.*\) ms$/\1 ms/p' "$res")
-	reads=$(sed -n 's/^# after removal: [0-9]* pages; reads: \([0-9]*\) ok.*, \([0-9]*\) SIGBUS$/\1 ok, \2 SIGBUS/p' "$res")
-	writes=$(sed -n 's/^# after removal: writes: \([0-9]*\) ok, \([0-9]*\) SIGBUS$/\1 ok, \2 SIGBUS/p' "$res")
+	# Summed over the processes' own lines: they print before they exit,
+	# even when they never do.
+	reads=$(awk '/^# process [0-9]*: reads: / { ok += $5; bus += $(NF - 3); n++ }
+		END { if (n) printf "%d ok, %d SIGBUS", ok, bus }' "$res")
+	writes=$(awk '/^# process [0-9]*: writes: / { ok += $5; bus += $7; n++ }
+		END { if (n) printf "%d ok, %d SIGBUS", ok, bus }' "$res")
 	if grep -a -q -E 'BUG:|Oops|general protection' "$con"; then
 		outcome="Oops"
 	elif [ "$(cat "$run/status")" = timeout ]; then

@@ -145,4 +145,17 @@ int memory_failure_range(unsigned long pfn, unsigned long nr_pages,
 			 int mf_flags);
 #endif
 
+struct address_space;
+#if defined(CONFIG_FS_DAX) && defined(CONFIG_DEV_PAGEMAP_FAILURE)
+int mf_dax_kill_procs_range(struct address_space *mapping, pgoff_t index,
+			    unsigned long count, int mf_flags);
+#else
+static inline int mf_dax_kill_procs_range(struct address_space *mapping,
+					  pgoff_t index, unsigned long count,
+					  int mf_flags)
+{
+	return -EOPNOTSUPP;
+}
+#endif
+
 #endif /* _LINUX_DEV_PAGEMAP_FAILURE_H */

@@ -92,7 +92,7 @@ udev_settle() {
 }
 
 ktap_print_header
-ktap_set_plan 28
+ktap_set_plan 29
 
 # 1. Namespaces with labels: one fsdax, one devdax.
 dax_setup_namespaces fsdax 1024M devdax 512M
@@ -157,16 +157,19 @@ ktap_test_result "MADV_HWPOISON: one dispatch to XFS" [ $ok = 1 ]
 victim2=$(dax_file_in_ag "$MNT" 4 "$last" victim2)
 before=$(dpf_counter "$pmem" live dispatches)
 bytes_before=$(dpf_counter "$pmem" live dispatched_bytes)
+dmesg -c >/dev/null
 run_probe "memory_failure_range(16 pages): SIGBUS in the range, other file readable" \
 	"$POISON" -p 8 -n 16 -i "$INJECT" "$victim2" "$other"
 after=$(dpf_counter "$pmem" live dispatches)
 bytes_after=$(dpf_counter "$pmem" live dispatched_bytes)
+kills=$(dmesg | grep -c "Sending SIGBUS")
 ktap_print_msg "dispatches ${before:-?} -> ${after:-?}," \
-	"bytes ${bytes_before:-?} -> ${bytes_after:-?}"
+	"bytes ${bytes_before:-?} -> ${bytes_after:-?}, 'Sending SIGBUS' lines $kills"
 ok=0
 [ -n "$before" ] && [ "$after" = $((before + 1)) ] &&
 	[ "$bytes_after" = $((bytes_before + 16 * 4096)) ] && ok=1
 ktap_test_result "memory_failure_range(16 pages): one dispatch of 16 pages" [ $ok = 1 ]
+ktap_test_result "memory_failure_range(16 pages): one kill, not one per page" [ "$kills" -eq 1 ]
 
 # 6. A poisoned range that crosses from AG 0 into AG 1: upstream's rmap walk
 #    wrapped a 32-bit block number here and looped about 2^32 times. The
