@@ -92,7 +92,7 @@ udev_settle() {
 }
 
 ktap_print_header
-ktap_set_plan 29
+ktap_set_plan 30
 
 # 1. Namespaces with labels: one fsdax, one devdax.
 dax_setup_namespaces fsdax 1024M devdax 512M
@@ -146,13 +146,24 @@ last=$((agcount - 1))
 victim=$(dax_file_in_ag "$MNT" 4 "$last" victim)
 other=$(dax_file_in_ag "$MNT" 4 "$last" other)
 before=$(dpf_counter "$pmem" live dispatches)
+TRACE=/sys/kernel/tracing
+[ -d "$TRACE/events" ] || mount -t tracefs nodev "$TRACE" 2>/dev/null
+EVENT=$TRACE/events/dev_pagemap_failure/dax_failure_dispatch
+echo 1 > "$EVENT/enable"
+echo > "$TRACE/trace"
 run_probe "MADV_HWPOISON: SIGBUS at the page, other file readable" \
 	"$POISON" -p 3 "$victim" "$other"
+echo 0 > "$EVENT/enable"
 after=$(dpf_counter "$pmem" live dispatches)
 ktap_print_msg "dispatches before ${before:-?}, after ${after:-?}"
 ok=0
 [ -n "$before" ] && [ "$after" = $((before + 1)) ] && ok=1
 ktap_test_result "MADV_HWPOISON: one dispatch to XFS" [ $ok = 1 ]
+pattern="dax_failure_dispatch: dev=$pmem offset=0x[0-9a-f]* len=0x1000 .*owner=holder ret=0"
+traced=$(grep -c "$pattern" "$TRACE/trace" 2>/dev/null)
+ktap_print_msg "trace: $(grep -m1 'dax_failure_dispatch:' "$TRACE/trace" 2>/dev/null |
+	sed 's/.*dax_failure_dispatch: //')"
+ktap_test_result "MADV_HWPOISON: the tracepoint records the one dispatch" [ "${traced:-0}" -eq 1 ]
 
 victim2=$(dax_file_in_ag "$MNT" 4 "$last" victim2)
 before=$(dpf_counter "$pmem" live dispatches)
