@@ -76,7 +76,7 @@ static REGISTRIES_READY: kernel::sync::atomic::Atomic<bool> =
 
 struct DevPagemapFailureModule {
     _devices: Pin<KBox<debugfs::File<DevicesFile>>>,
-    _inject: Pin<KBox<debugfs::File<InjectRangeFile>>>,
+    _inject: Option<Pin<KBox<debugfs::File<InjectRangeFile>>>>,
     _dir: debugfs::Dir,
 }
 
@@ -93,10 +93,14 @@ impl kernel::Module for DevPagemapFailureModule {
             dir.read_callback_file(c"devices", DevicesFile, &DevicesFile::show),
             GFP_KERNEL,
         )?;
-        let inject = KBox::pin_init(
-            dir.write_callback_file(c"inject_range", InjectRangeFile, &InjectRangeFile::write),
-            GFP_KERNEL,
-        )?;
+        let inject = if cfg!(CONFIG_DEV_PAGEMAP_FAILURE_INJECT) {
+            Some(KBox::pin_init(
+                dir.write_callback_file(c"inject_range", InjectRangeFile, &InjectRangeFile::write),
+                GFP_KERNEL,
+            )?)
+        } else {
+            None
+        };
         Ok(Self {
             _devices: devices,
             _inject: inject,
@@ -152,7 +156,8 @@ impl DevicesFile {
 /// `/sys/kernel/debug/dev_pagemap_failure/inject_range`: writing `PFN NR_PAGES` (decimal or
 /// `0x` hex) calls `memory_failure_range(PFN, NR_PAGES, MF_SW_SIMULATED)`, as
 /// mm/hwpoison-inject.c's `corrupt-pfn` does for one page; the write fails with its error.
-/// For tests and benchmarks; debugfs is root-only.
+/// For tests and benchmarks: only with `CONFIG_DEV_PAGEMAP_FAILURE_INJECT`, and debugfs is
+/// root-only.
 struct InjectRangeFile;
 
 impl InjectRangeFile {
@@ -168,11 +173,11 @@ impl InjectRangeFile {
         let (Some(pfn), Some(nr_pages), None) = (words.next(), words.next(), words.next()) else {
             return Err(EINVAL);
         };
-        let (pfn, nr_pages) = (parse_u64(pfn)?, parse_u64(nr_pages)?);
+        let pfn = c_ulong::try_from(parse_u64(pfn)?).map_err(|_| EINVAL)?;
+        let nr_pages = c_ulong::try_from(parse_u64(nr_pages)?).map_err(|_| EINVAL)?;
         let flags = bindings::mf_flags_MF_SW_SIMULATED as c_int;
         // SAFETY: `memory_failure_range()` validates its arguments.
-        let ret =
-            unsafe { bindings::memory_failure_range(pfn as c_ulong, nr_pages as c_ulong, flags) };
+        let ret = unsafe { bindings::memory_failure_range(pfn, nr_pages, flags) };
         kernel::error::to_result(ret)
     }
 }
@@ -1032,8 +1037,9 @@ mod tests {
 
     #[test]
     fn registration_errors_have_defined_errnos() -> Result {
-        let dax = TestDax::new()?;
+        // The recorders outlive the device, whose teardown may still call them.
         let (a, b) = (Recorder::new(), Recorder::new());
+        let dax = TestDax::new()?;
         assert_eq!(dax.register(0x1000, 0, &a), EINVAL.to_errno());
         assert_eq!(dax.register(0x1000, 0x800, &a), EINVAL.to_errno());
         assert_eq!(dax.register(0x800, 0x1000, &a), EINVAL.to_errno());
@@ -1108,6 +1114,16 @@ mod tests {
         cond()
     }
 
+    /// Releases a held handler when dropped, so that a failed assertion cannot leave a work
+    /// item waiting forever.
+    struct HoldGuard<'a>(&'a Recorder);
+
+    impl Drop for HoldGuard<'_> {
+        fn drop(&mut self) {
+            self.0.hold.store(false, Release);
+        }
+    }
+
     /// State shared between a test and its work items.
     struct Shared {
         registry: Arc<Registry>,
@@ -1130,6 +1146,7 @@ mod tests {
         let claim = r!(0x1000, 0x2000);
         assert_eq!(shared.registry.register(claim, shared.rec.owner()), Ok(()));
         shared.rec.hold.store(true, Release);
+        let _release = HoldGuard(&shared.rec);
 
         let s = shared.clone();
         workqueue::system_long().try_spawn(GFP_KERNEL, move || {

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The C side of the ranged memory failure core in mm/dev_pagemap_failure.rs:
- * what Rust in this kernel cannot define yet, a string-valued parameter and
- * the tracepoint bodies.
+ * what Rust in this kernel cannot define yet, a string-valued parameter, the
+ * tracepoint bodies and the exports of the Rust entry points to modules
+ * (#[export] only fixes the symbol name).
  */
 #include <linux/dev_pagemap_failure.h>
 #include <linux/moduleparam.h>
@@ -62,3 +63,10 @@ enum dev_pagemap_failure_mode dev_pagemap_failure_mode(void)
 	return READ_ONCE(dpf_mode);
 }
 EXPORT_SYMBOL_GPL(dev_pagemap_failure_mode);
+
+/* The Rust entry points that modules (pmem, device-mapper, owners) call. */
+EXPORT_SYMBOL_GPL(dev_pagemap_failure);
+EXPORT_SYMBOL_GPL(dax_failure_notify_pfns);
+EXPORT_SYMBOL_GPL(dax_failure_register);
+EXPORT_SYMBOL_GPL(dax_failure_unregister);
+EXPORT_SYMBOL_GPL(dax_failure_notify);

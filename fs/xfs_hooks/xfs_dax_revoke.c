@@ -24,7 +24,9 @@
 #include "xfs_notify_failure.h"
 #include <linux/fs.h>
 #include <linux/mm.h>
+#include <linux/dax.h>
 #include <linux/pagemap.h>
+#include <linux/sched.h>
 
 /*
  * Revoke every mapping of @inode's DAX pages and forget the pages.
@@ -53,11 +55,11 @@ static void xfs_dax_revoke_inode(struct inode *inode)
 		xfs_warn(ip->i_mount,
 			 "inode 0x%llx: DAX writeback before removal failed: %d",
 			 (unsigned long long)inode->i_ino, error);
-	error = xfs_break_dax_layouts(inode);
-	if (error)
-		xfs_warn(ip->i_mount,
-			 "inode 0x%llx: DAX pages still busy at removal: %d",
-			 (unsigned long long)inode->i_ino, error);
+	/*
+	 * Wait, uninterruptibly, for pages still pinned (direct I/O in flight)
+	 * and delete the entries: they must not outlive the device's pages.
+	 */
+	dax_break_layout_final(inode);
 	xfs_iunlock(ip, XFS_MMAPLOCK_EXCL);
 }
 
@@ -65,8 +67,8 @@ static void xfs_dax_revoke_inode(struct inode *inode)
  * xfs_dax_revoke_mappings() - shut down @mp and revoke all its DAX mappings
  * @mp: the filesystem whose DAX device is about to be removed
  *
- * Context: Process context; takes the inode list lock and each mapped DAX
- * inode's XFS_MMAPLOCK.
+ * Context: Process context; takes s_umount shared, the inode list lock and
+ * each mapped DAX inode's XFS_MMAPLOCK.
  * Return: 0; the shutdown cannot fail.
  */
 int xfs_dax_revoke_mappings(struct xfs_mount *mp)
@@ -78,6 +80,18 @@ int xfs_dax_revoke_mappings(struct xfs_mount *mp)
 	if (!xfs_is_shutdown(mp)) {
 		xfs_info(mp, "DAX device is about to be removed, revoking all mappings");
 		xfs_force_shutdown(mp, SHUTDOWN_DEVICE_REMOVED);
+	}
+
+	/*
+	 * Keep unmount away while we walk the inodes.  Unmount holds s_umount
+	 * and, through fs_put_dax(), waits for this very call to return, so
+	 * only try; once SB_ACTIVE is gone every file is closed and nothing is
+	 * mapped any more.
+	 */
+	while (!down_read_trylock(&sb->s_umount)) {
+		if (!(READ_ONCE(sb->s_flags) & SB_ACTIVE))
+			return 0;
+		schedule_timeout_uninterruptible(1);
 	}
 
 	/* The walk of fs/drop_caches.c, restricted to DAX files with pages. */
@@ -102,5 +116,6 @@ int xfs_dax_revoke_mappings(struct xfs_mount *mp)
 	}
 	spin_unlock(&sb->s_inode_list_lock);
 	iput(toput_inode);
+	up_read(&sb->s_umount);
 	return 0;
 }

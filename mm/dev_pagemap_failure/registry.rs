@@ -141,8 +141,12 @@ struct Claims {
 }
 
 impl Claims {
-    /// The claim that covers `pos`, or else the first claim after `pos`, if it starts before
-    /// `end`. Marks it as having seen the removal if `pre_remove`.
+    /// The part from `pos` on of the claim that covers `pos`, or else the first claim after
+    /// `pos`, if it starts before `end`. Marks it as having seen the removal if `pre_remove`.
+    ///
+    /// Clipping at `pos` keeps what a dispatch sees sorted and disjoint even when claims
+    /// change between two lookups (a claim unregistered while its handler ran, and a new one
+    /// registered over its tail).
     fn next_from(&mut self, pos: u64, end: u64, pre_remove: bool) -> Option<(Range, Owner)> {
         let mut cursor = match self.tree.cursor_lower_bound_mut(&pos) {
             Some(cursor) => cursor,
@@ -162,7 +166,8 @@ impl Claims {
         if pre_remove {
             claim.pre_removed = true;
         }
-        Some((claim.range, claim.owner))
+        let range = Range::new(claim.range.start().max(pos), claim.range.end()).ok()?;
+        Some((range, claim.owner))
     }
 
     /// Whether `range` overlaps a claim already in the tree.
@@ -213,6 +218,9 @@ pub(crate) struct Outcome {
     pub(crate) calls: u64,
     /// Parts of the failure that nobody claimed.
     pub(crate) unclaimed: u64,
+    /// Handler calls that declined the failure (`-EOPNOTSUPP`); their parts went to the
+    /// fallback like unclaimed ones.
+    pub(crate) declined: u64,
     /// The first error a handler or the fallback returned.
     pub(crate) error: Option<c_int>,
 }
@@ -388,7 +396,12 @@ impl Registry {
                     // SAFETY: We are inside `srcu` and found the claim after entering it.
                     let ret = unsafe { owner.notify(dax_dev, range, mf_flags) };
                     trace(&owner, range, ret);
-                    if ret < 0 {
+                    if ret == EOPNOTSUPP.to_errno() {
+                        // The owner declines (e.g. XFS cannot look poison up without
+                        // rmapbt): the range is as good as unclaimed.
+                        outcome.declined += 1;
+                        unclaimed(range)
+                    } else if ret < 0 {
                         self.stats.handler_errors.add(1, Relaxed);
                         Err(ret)
                     } else {
@@ -399,7 +412,8 @@ impl Registry {
                     outcome.unclaimed += 1;
                     unclaimed(range)
                 }
-                // Claims are kept sorted and disjoint by `register`; this cannot happen.
+                // `next_from` clips every claim at the position reached, so what `split` sees
+                // is sorted and disjoint; this cannot happen.
                 Err(_) => Err(EIO.to_errno()),
             };
             if let Err(e) = result {
@@ -421,6 +435,8 @@ impl Registry {
         trace: impl FnMut(&Owner, Range, c_int),
     ) {
         let mut trace = trace;
+        // Dead first: a claim registered while we walk must fail rather than miss the news.
+        self.claims.lock().dead = true;
         {
             let _srcu = self.srcu.read_lock();
             let mut pos = 0u64;
@@ -453,7 +469,6 @@ impl Registry {
                     }
                 }
             }
-            self.claims.lock().dead = true;
         }
         self.srcu.synchronize();
     }
