@@ -64,9 +64,17 @@ enum dev_pagemap_failure_mode dev_pagemap_failure_mode(void)
 }
 EXPORT_SYMBOL_GPL(dev_pagemap_failure_mode);
 
-/* The Rust entry points that modules (pmem, device-mapper, owners) call. */
+/*
+ * The Rust entry points that modules (pmem, device-mapper, owners) call,
+ * each defined in mm/dev_pagemap_failure.rs.
+ */
+/* dev_pagemap_failure() */
 EXPORT_SYMBOL_GPL(dev_pagemap_failure);
+/* dax_failure_notify_pfns() */
 EXPORT_SYMBOL_GPL(dax_failure_notify_pfns);
+/* dax_failure_register() */
 EXPORT_SYMBOL_GPL(dax_failure_register);
+/* dax_failure_unregister() */
 EXPORT_SYMBOL_GPL(dax_failure_unregister);
+/* dax_failure_notify() */
 EXPORT_SYMBOL_GPL(dax_failure_notify);
