@@ -347,3 +347,176 @@ where
         }
     }
 }
+
+/// The geometry of a device-mapper striped target: its data is spread over `stripes` members
+/// in chunks of `chunk` units, round robin. Chunk `c` of the target (counted from its start)
+/// is chunk `c / stripes` of member `c % stripes`, as in drivers/md/dm-stripe.c. Every
+/// quantity is in one unit (bytes or sectors); dm allows any stripe count and chunk size for
+/// which each member holds a whole number of chunks, powers of two or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stripes {
+    /// Where the target starts in the device-mapper device.
+    target_start: u64,
+    /// How much of each member the target maps (the target is `stripes` times longer).
+    member_len: u64,
+    stripes: u64,
+    chunk: u64,
+}
+
+impl Stripes {
+    /// Checks a geometry: at least one stripe, a non-zero chunk, members holding a non-zero
+    /// whole number of chunks, and a target that fits below `u64::MAX`. Fails with
+    /// [`RangeError::Empty`], [`RangeError::Unaligned`] or [`RangeError::Overflow`].
+    pub fn new(
+        target_start: u64,
+        member_len: u64,
+        stripes: u64,
+        chunk: u64,
+    ) -> Result<Self, RangeError> {
+        if stripes == 0 || chunk == 0 || member_len == 0 {
+            return Err(RangeError::Empty);
+        }
+        if member_len % chunk != 0 {
+            return Err(RangeError::Unaligned);
+        }
+        let len = member_len
+            .checked_mul(stripes)
+            .ok_or(RangeError::Overflow)?;
+        Range::from_len(target_start, len)?;
+        Ok(Self {
+            target_start,
+            member_len,
+            stripes,
+            chunk,
+        })
+    }
+
+    /// The target's range in the device-mapper device.
+    pub fn target(&self) -> Range {
+        // No overflow: checked by `new()`.
+        Range {
+            start: self.target_start,
+            end: self.target_start + self.member_len * self.stripes,
+        }
+    }
+
+    /// The part of each member that the target maps, in the member's own space (0 is the
+    /// first unit the target uses).
+    pub fn member_space(&self) -> Range {
+        Range {
+            start: 0,
+            end: self.member_len,
+        }
+    }
+
+    /// Where unit `offset` of the target (counted from the target's start) lives: the member
+    /// and the offset in the member's space.
+    pub fn target_to_member(&self, offset: u64) -> Result<(u64, u64), RangeError> {
+        if offset >= self.target().len() {
+            return Err(RangeError::OutOfRange);
+        }
+        let (chunk, within) = (offset / self.chunk, offset % self.chunk);
+        // No overflow: the result is below `member_len`.
+        Ok((
+            chunk % self.stripes,
+            chunk / self.stripes * self.chunk + within,
+        ))
+    }
+
+    /// Whether `failure` (member space) covers all the member holds of the target: then every
+    /// chunk of that member failed (a removal), and the caller hands over the whole target
+    /// range in one call instead of one range per chunk.
+    pub fn covers_member(&self, failure: &Range) -> bool {
+        failure.contains(&self.member_space())
+    }
+
+    /// The ranges of the device-mapper device that a failure of `member` affects. `failure`
+    /// is in the member's space; the part outside [`Stripes::member_space`] is ignored. The
+    /// ranges come in ascending order, disjoint and not adjacent, one per chunk of the member
+    /// touched (pieces that happen to be contiguous, as with one stripe, are merged).
+    ///
+    /// Fails with [`RangeError::OutOfRange`] if `member` is not a member.
+    pub fn member_to_target(
+        &self,
+        member: u64,
+        failure: Range,
+    ) -> Result<StripeRanges, RangeError> {
+        if member >= self.stripes {
+            return Err(RangeError::OutOfRange);
+        }
+        let (next, end) = match failure.intersect(&self.member_space()) {
+            Some(part) => (part.start, part.end),
+            None => (0, 0),
+        };
+        Ok(StripeRanges {
+            geometry: *self,
+            member,
+            next,
+            end,
+        })
+    }
+
+    /// The target range that holds member `member`'s unit `offset` and the rest of its chunk,
+    /// up to member offset `end`; returns the range and the member offset after it.
+    fn piece(&self, member: u64, offset: u64, end: u64) -> Result<(Range, u64), RangeError> {
+        let chunk_in_member = offset / self.chunk;
+        let within = offset % self.chunk;
+        let chunk_end = chunk_in_member
+            .checked_add(1)
+            .and_then(|c| c.checked_mul(self.chunk))
+            .ok_or(RangeError::Overflow)?;
+        let piece_end = min(end, chunk_end);
+        let target_chunk = chunk_in_member
+            .checked_mul(self.stripes)
+            .and_then(|c| c.checked_add(member))
+            .ok_or(RangeError::Overflow)?;
+        let start = target_chunk
+            .checked_mul(self.chunk)
+            .and_then(|s| s.checked_add(within))
+            .and_then(|s| s.checked_add(self.target_start))
+            .ok_or(RangeError::Overflow)?;
+        Ok((Range::from_len(start, piece_end - offset)?, piece_end))
+    }
+}
+
+/// The iterator returned by [`Stripes::member_to_target`].
+pub struct StripeRanges {
+    geometry: Stripes,
+    member: u64,
+    /// The next unit of the member's failure to map, and the end of the failure.
+    next: u64,
+    end: u64,
+}
+
+impl Iterator for StripeRanges {
+    type Item = Result<Range, RangeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.end {
+            return None;
+        }
+        let mut merged: Option<Range> = None;
+        while self.next < self.end {
+            let (piece, after) = match self.geometry.piece(self.member, self.next, self.end) {
+                Ok(step) => step,
+                Err(e) => {
+                    self.next = self.end;
+                    return Some(Err(e));
+                }
+            };
+            match merged {
+                Some(range) if range.end != piece.start => break,
+                // Contiguous and ascending: `range.start < piece.end`.
+                Some(range) => {
+                    merged = Some(Range {
+                        start: range.start,
+                        end: piece.end,
+                    })
+                }
+                None => merged = Some(piece),
+            }
+            self.next = after;
+        }
+        merged.map(Ok)
+    }
+}

@@ -4,7 +4,7 @@
 //! property tests against a naive model that walks every unit of a small
 //! universe, placed anywhere in the u64 space (including against u64::MAX).
 
-use dev_pagemap_failure_host::range::{coalesce, split, Range, RangeError, Segment};
+use dev_pagemap_failure_host::range::{coalesce, split, Range, RangeError, Segment, Stripes};
 use proptest::prelude::*;
 
 fn r(start: u64, end: u64) -> Range {
@@ -346,5 +346,132 @@ proptest! {
         for pair in got.windows(2) {
             prop_assert!(pair[0].end() < pair[1].start());
         }
+    }
+}
+
+fn stripe_ranges(g: &Stripes, member: u64, failure: Range) -> Vec<Range> {
+    g.member_to_target(member, failure)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
+
+#[test]
+fn stripes_geometry_is_checked() {
+    assert_eq!(Stripes::new(0, 8, 0, 4), Err(RangeError::Empty));
+    assert_eq!(Stripes::new(0, 8, 2, 0), Err(RangeError::Empty));
+    assert_eq!(Stripes::new(0, 0, 2, 4), Err(RangeError::Empty));
+    assert_eq!(Stripes::new(0, 10, 2, 4), Err(RangeError::Unaligned));
+    assert_eq!(
+        Stripes::new(0, 1 << 63, 2, 1 << 62),
+        Err(RangeError::Overflow)
+    );
+    assert_eq!(
+        Stripes::new(u64::MAX - 15, 8, 2, 4),
+        Err(RangeError::Overflow)
+    );
+    let top = Stripes::new(u64::MAX - 16, 8, 2, 4).unwrap();
+    assert_eq!(top.target(), r(u64::MAX - 16, u64::MAX));
+    let g = Stripes::new(0, 8, 3, 4).unwrap();
+    assert_eq!(
+        g.member_to_target(3, r(0, 1)).err(),
+        Some(RangeError::OutOfRange)
+    );
+}
+
+#[test]
+fn stripes_one_range_per_chunk() {
+    // 3 members, chunks of 4, 8 units per member: target chunks 0 1 2 | 3 4 5 live on
+    // members 0 1 2 | 0 1 2.
+    let g = Stripes::new(100, 8, 3, 4).unwrap();
+    assert_eq!(g.target(), r(100, 124));
+    assert_eq!(
+        stripe_ranges(&g, 1, r(2, 7)),
+        vec![r(106, 108), r(116, 119)]
+    );
+    assert_eq!(
+        stripe_ranges(&g, 0, r(0, 8)),
+        vec![r(100, 104), r(112, 116)]
+    );
+    assert!(g.covers_member(&r(0, 8)));
+    assert!(!g.covers_member(&r(1, 8)));
+    // Outside the member's mapped part: nothing.
+    assert_eq!(stripe_ranges(&g, 2, r(8, 20)), vec![]);
+    assert_eq!(g.target_to_member(17), Ok((1, 5)));
+    assert_eq!(g.target_to_member(24), Err(RangeError::OutOfRange));
+}
+
+#[test]
+fn one_stripe_merges_into_one_range() {
+    let g = Stripes::new(1000, 30, 1, 3).unwrap();
+    assert_eq!(stripe_ranges(&g, 0, r(2, 25)), vec![r(1002, 1025)]);
+}
+
+#[test]
+fn stripes_at_the_top_of_u64() {
+    // Chunk 5, 2 stripes, 10 per member: the target ends exactly at u64::MAX.
+    let g = Stripes::new(u64::MAX - 20, 10, 2, 5).unwrap();
+    assert_eq!(
+        stripe_ranges(&g, 1, r(0, 10)),
+        vec![r(u64::MAX - 15, u64::MAX - 10), r(u64::MAX - 5, u64::MAX)]
+    );
+}
+
+/// The naive model: every unit of the target, mapped forward with dm-stripe's formula.
+fn stripes_model(
+    start: u64,
+    member_len: u64,
+    stripes: u64,
+    chunk: u64,
+    member: u64,
+    f: Range,
+) -> Vec<u64> {
+    (0..member_len * stripes)
+        .filter(|t| {
+            let c = t / chunk;
+            c % stripes == member && {
+                let off = c / stripes * chunk + t % chunk;
+                f.start() <= off && off < f.end()
+            }
+        })
+        .map(|t| start + t)
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    #[test]
+    fn stripes_match_model(
+        stripes in 1u64..6, chunk in 1u64..7, chunks in 1u64..6,
+        place in prop_oneof![Just(0u64), Just(1u64 << 60), Just(u64::MAX)],
+        member_pick in 0u64..6, fs in 0u64..40, fl in 1u64..40,
+    ) {
+        let member_len = chunk * chunks;
+        let len = member_len * stripes;
+        // Place the target at 0, in the middle, or ending exactly at u64::MAX.
+        let start = if place == u64::MAX { u64::MAX - len } else { place };
+        let g = Stripes::new(start, member_len, stripes, chunk).unwrap();
+        let member = member_pick % stripes;
+        let failure = r(fs, fs + fl);
+        let ranges = stripe_ranges(&g, member, failure);
+        let units: Vec<u64> = ranges.iter().flat_map(|x| x.start()..x.end()).collect();
+        prop_assert_eq!(&units, &stripes_model(start, member_len, stripes, chunk, member, failure));
+        for pair in ranges.windows(2) {
+            prop_assert!(pair[0].end() < pair[1].start(), "ascending, disjoint, not adjacent");
+        }
+        for x in &ranges {
+            prop_assert!(g.target().contains(x));
+            // Round trip: every unit maps back into the failure on the same member.
+            for t in [x.start(), x.end() - 1] {
+                let (m, off) = g.target_to_member(t - start).unwrap();
+                prop_assert_eq!(m, member);
+                prop_assert!(failure.start() <= off && off < failure.end());
+            }
+            if stripes > 1 {
+                prop_assert!(x.len() <= chunk, "one chunk per range");
+            }
+        }
+        prop_assert_eq!(g.covers_member(&failure), fs == 0 && fs + fl >= member_len);
     }
 }
