@@ -519,13 +519,12 @@ pub unsafe extern "C" fn dev_pagemap_failure(
     pgmap: *mut bindings::dev_pagemap,
     mf_flags: c_int,
 ) -> c_int {
-    if pgmap.is_null() {
+    // SAFETY: The caller guarantees that `pgmap` is null or a live pagemap for the duration
+    // of this call.
+    let Some(pgmap) = (unsafe { DevPagemap::from_raw(pgmap) }) else {
         pr_err_ratelimited!("NULL pagemap\n");
         return errno(EINVAL);
-    }
-    // SAFETY: `pgmap` is not null and the caller guarantees it is a live pagemap for the
-    // duration of this call.
-    let pgmap = unsafe { DevPagemap::from_raw(pgmap) };
+    };
     let mode = mode();
     if mode == Mode::Off || !pgmap.has_memory_failure() {
         return errno(EOPNOTSUPP);
@@ -807,7 +806,9 @@ mod tests {
     fn pagemap_ranges_become_pfn_ranges() {
         let mut pgmap = pagemap(0x1_0000_0000, 0x1_0000_0000 + 16 * PAGE - 1);
         // SAFETY: `pgmap` lives on this stack frame for the whole test and has one range.
-        let dp = unsafe { DevPagemap::from_raw(&raw const pgmap) };
+        let Some(dp) = (unsafe { DevPagemap::from_raw(&raw const pgmap) }) else {
+            panic!("non-null pagemap");
+        };
         assert_eq!(dp.nr_range(), 1);
         let mut ranges = dp.ranges().map(phys_to_pfns);
         assert_eq!(ranges.next(), Some(Ok(r!(0x10_0000, 0x10_0010))));

@@ -7,8 +7,8 @@
 use crate::{
     bindings,
     ffi::{c_int, c_ulong},
-    types::Opaque,
 };
+use core::{marker::PhantomData, ptr::NonNull};
 
 /// A physical address range of a [`DevPagemap`], with inclusive bounds as in the C
 /// `struct range`.
@@ -23,38 +23,46 @@ pub struct PhysRange {
 /// A `struct dev_pagemap`: the struct pages that `memremap_pages()` created for a range of
 /// device memory (pmem, CXL, device-private memory).
 ///
+/// This holds the C pointer rather than being a reference to the struct, because the ranges
+/// live in a flexible array past the end of `struct dev_pagemap`, which a Rust reference to the
+/// struct would not cover.
+///
 /// # Invariants
 ///
-/// The wrapped `dev_pagemap` has `nr_range` entries in its `ranges` array (at least one), and
-/// neither `nr_range` nor the ranges change while a reference to this type exists: they are
-/// set before `memremap_pages()` and stay fixed until `memunmap_pages()`.
-#[repr(transparent)]
-pub struct DevPagemap(Opaque<bindings::dev_pagemap>);
+/// `ptr` points to a `dev_pagemap`, valid for reads for `'a`, that has `nr_range` entries in
+/// its `ranges` array, and neither `nr_range`, the ranges nor `ops` change during `'a`: they
+/// are set before `memremap_pages()` and stay fixed until `memunmap_pages()`.
+pub struct DevPagemap<'a> {
+    ptr: NonNull<bindings::dev_pagemap>,
+    _pagemap: PhantomData<&'a bindings::dev_pagemap>,
+}
 
-impl DevPagemap {
-    /// Creates a reference to a [`DevPagemap`] from a valid pointer.
+impl<'a> DevPagemap<'a> {
+    /// Wraps a pointer to a live pagemap, or returns `None` for a null pointer.
     ///
     /// # Safety
     ///
-    /// `ptr` must point to a `struct dev_pagemap` that stays valid for reads for `'a`, whose
-    /// `nr_range` and `ranges` describe its range array and do not change during `'a` (true
-    /// between `memremap_pages()` and `memunmap_pages()`).
-    pub unsafe fn from_raw<'a>(ptr: *const bindings::dev_pagemap) -> &'a Self {
-        // SAFETY: `DevPagemap` is a transparent wrapper of `Opaque<dev_pagemap>`, which has the
-        // layout of `dev_pagemap`; the caller guarantees validity for `'a`.
-        unsafe { &*ptr.cast() }
+    /// `ptr` must be null or point to a `struct dev_pagemap` that stays valid for reads for
+    /// `'a`, whose `nr_range` and `ranges` describe its range array and do not change during
+    /// `'a` (true between `memremap_pages()` and `memunmap_pages()`).
+    pub unsafe fn from_raw(ptr: *const bindings::dev_pagemap) -> Option<Self> {
+        // INVARIANT: the caller's guarantee, for a non-null pointer.
+        NonNull::new(ptr.cast_mut()).map(|ptr| Self {
+            ptr,
+            _pagemap: PhantomData,
+        })
     }
 
     /// Returns the raw pointer to the C `struct dev_pagemap`.
     pub fn as_raw(&self) -> *mut bindings::dev_pagemap {
-        self.0.get()
+        self.ptr.as_ptr()
     }
 
     /// The number of physical ranges of this pagemap.
     pub fn nr_range(&self) -> usize {
-        // SAFETY: `self.0.get()` is valid for reads and `nr_range` does not change, by the type
+        // SAFETY: `ptr` is valid for reads and `nr_range` does not change, by the type
         // invariants.
-        let nr = unsafe { (*self.0.get()).nr_range };
+        let nr = unsafe { (*self.ptr.as_ptr()).nr_range };
         usize::try_from(nr).unwrap_or(0)
     }
 
@@ -67,9 +75,9 @@ impl DevPagemap {
         &self,
     ) -> Option<unsafe extern "C" fn(*mut bindings::dev_pagemap, c_ulong, c_ulong, c_int) -> c_int>
     {
-        // SAFETY: `self.0.get()` is valid for reads by the type invariants; `ops` is set before
+        // SAFETY: `ptr` is valid for reads by the type invariants; `ops` is set before
         // `memremap_pages()` and does not change afterwards.
-        let ops = unsafe { (*self.0.get()).ops };
+        let ops = unsafe { (*self.ptr.as_ptr()).ops };
         if ops.is_null() {
             return None;
         }
@@ -80,9 +88,10 @@ impl DevPagemap {
 
     /// The physical ranges of this pagemap, in the order the driver gave them.
     pub fn ranges(&self) -> impl Iterator<Item = PhysRange> + '_ {
-        // SAFETY: `self.0.get()` is valid for reads by the type invariants; taking the address
-        // of a field does not read it.
-        let base = unsafe { core::ptr::addr_of!((*self.0.get()).__bindgen_anon_1) }
+        // SAFETY: `ptr` is valid for reads by the type invariants; taking the address of a
+        // field does not read it. The pointer keeps the provenance of the C pointer, which
+        // covers the flexible array.
+        let base = unsafe { core::ptr::addr_of!((*self.ptr.as_ptr()).__bindgen_anon_1) }
             .cast::<bindings::range>();
         (0..self.nr_range()).map(move |i| {
             // SAFETY: The anonymous union starts with the flexible array `ranges`, which has
