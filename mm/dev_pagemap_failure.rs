@@ -301,27 +301,12 @@ pub unsafe extern "C" fn dax_failure_register(
     }
     // SAFETY: `ops` has a handler and the caller keeps `ops` and `data` valid while claimed.
     let owner = unsafe { Owner::new(ops, data) };
+    let who = owner.name().to_str().unwrap_or("?");
     // SAFETY: `dax_dev` is null or live (the caller's guarantee).
-    let ret = unsafe { registry_of(dax_dev) }.and_then(|registry| {
-        let range = claim_range(offset, len).map_err(ClaimError::Invalid);
-        range
-            .and_then(|range| registry.register(range, owner))
-            .map_err(|e| {
-                pr_err_ratelimited!(
-                    "{}: {} cannot claim [{:#x}, +{:#x}): {:?}, {}\n",
-                    registry.name().as_bstr(),
-                    owner.name().to_str().unwrap_or("?"),
-                    offset,
-                    len,
-                    e,
-                    e.errno_name()
-                );
-                Error::from(e)
-            })
-    });
-    match ret {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
+    unsafe {
+        claim_op(dax_dev, offset, len, "claim", who, |registry, range| {
+            registry.register(range, owner)
+        })
     }
 }
 
@@ -342,26 +327,54 @@ pub unsafe extern "C" fn dax_failure_unregister(
     data: *mut c_void,
 ) -> c_int {
     // SAFETY: `dax_dev` is null or live (the caller's guarantee).
-    let ret = unsafe { registry_of(dax_dev) }.and_then(|registry| {
-        let range = claim_range(offset, len).map_err(ClaimError::Invalid);
-        range
-            .and_then(|range| registry.unregister(range, data))
+    unsafe {
+        claim_op(
+            dax_dev,
+            offset,
+            len,
+            "unregister",
+            "its owner",
+            |registry, range| registry.unregister(range, data),
+        )
+    }
+}
+
+/// What the claim entry points share: finds the registry of `dax_dev`, checks the range, runs
+/// `op`, and on failure logs one rate-limited line (`pmem0: cannot claim [0x0, +0x2000) for
+/// xfs: Overlap, -EBUSY`). Returns 0 or the negative errno.
+///
+/// # Safety
+///
+/// `dax_dev` is null or a live dax_device the caller holds a reference to.
+unsafe fn claim_op(
+    dax_dev: *mut bindings::dax_device,
+    offset: u64,
+    len: u64,
+    verb: &str,
+    who: &str,
+    op: impl FnOnce(&Registry, Range) -> Result<(), ClaimError>,
+) -> c_int {
+    kernel::error::from_result(|| {
+        // SAFETY: `dax_dev` is null or live (the caller's guarantee).
+        let registry = unsafe { registry_of(dax_dev) }?;
+        claim_range(offset, len)
+            .map_err(ClaimError::Invalid)
+            .and_then(|range| op(&registry, range))
             .map_err(|e| {
                 pr_err_ratelimited!(
-                    "{}: cannot unregister [{:#x}, +{:#x}): {:?}, {}\n",
+                    "{}: cannot {} [{:#x}, +{:#x}) for {}: {:?}, {}\n",
                     registry.name().as_bstr(),
+                    verb,
                     offset,
                     len,
+                    who,
                     e,
                     e.errno_name()
                 );
                 Error::from(e)
-            })
-    });
-    match ret {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
-    }
+            })?;
+        Ok(0)
+    })
 }
 
 /// The result a caller sees for a dispatch: the first error, else `-EOPNOTSUPP` if nobody

@@ -44,6 +44,12 @@ pub struct Range {
 }
 
 impl Range {
+    /// `[0, u64::MAX)`: every value a range can hold.
+    pub const EVERYTHING: Range = Range {
+        start: 0,
+        end: u64::MAX,
+    };
+
     /// Creates `[start, end)`; fails with [`RangeError::Empty`] unless `start < end`.
     pub const fn new(start: u64, end: u64) -> Result<Self, RangeError> {
         if start < end {

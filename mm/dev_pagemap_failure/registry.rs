@@ -142,12 +142,19 @@ struct Claims {
 
 impl Claims {
     /// The part from `pos` on of the claim that covers `pos`, or else the first claim after
-    /// `pos`, if it starts before `end`. Marks it as having seen the removal if `pre_remove`.
+    /// `pos`, if it starts before `end`; with `untold_only`, the first such claim that has not
+    /// seen a removal yet. Marks it as having seen the removal if `pre_remove`.
     ///
     /// Clipping at `pos` keeps what a dispatch sees sorted and disjoint even when claims
     /// change between two lookups (a claim unregistered while its handler ran, and a new one
     /// registered over its tail).
-    fn next_from(&mut self, pos: u64, end: u64, pre_remove: bool) -> Option<(Range, Owner)> {
+    fn next_from(
+        &mut self,
+        pos: u64,
+        end: u64,
+        pre_remove: bool,
+        untold_only: bool,
+    ) -> Option<(Range, Owner)> {
         let mut cursor = match self.tree.cursor_lower_bound_mut(&pos) {
             Some(cursor) => cursor,
             None => self.tree.cursor_back_mut()?,
@@ -159,15 +166,20 @@ impl Claims {
                 cursor = cursor.move_prev()?;
             }
         }
-        let (_, claim) = cursor.current_mut();
-        if claim.range.end() <= pos || claim.range.start() >= end {
-            return None;
+        loop {
+            let (_, claim) = cursor.current_mut();
+            if claim.range.end() <= pos || claim.range.start() >= end {
+                return None;
+            }
+            if !(untold_only && claim.pre_removed) {
+                if pre_remove {
+                    claim.pre_removed = true;
+                }
+                let range = Range::new(claim.range.start().max(pos), claim.range.end()).ok()?;
+                return Some((range, claim.owner));
+            }
+            cursor = cursor.move_next()?;
         }
-        if pre_remove {
-            claim.pre_removed = true;
-        }
-        let range = Range::new(claim.range.start().max(pos), claim.range.end()).ok()?;
-        Some((range, claim.owner))
     }
 
     /// Whether `range` overlaps a claim already in the tree.
@@ -368,19 +380,41 @@ impl Registry {
         dax_dev: *mut bindings::dax_device,
         failure: Range,
         mf_flags: c_int,
-        mut unclaimed: impl FnMut(Range) -> Result<(), c_int>,
-        mut trace: impl FnMut(&Owner, Range, c_int),
+        unclaimed: impl FnMut(Range) -> Result<(), c_int>,
+        trace: impl FnMut(&Owner, Range, c_int),
     ) -> Result<Outcome, ClaimError> {
-        let pre_remove = mf_flags & bindings::mf_flags_MF_MEM_PRE_REMOVE as c_int != 0;
         let _srcu = self.srcu.read_lock();
         if self.claims.lock().dead {
             return Err(ClaimError::Dead);
         }
+        // SAFETY: We are inside `srcu`; `dax_dev` is the caller's guarantee.
+        Ok(unsafe { self.deliver(dax_dev, failure, mf_flags, false, unclaimed, trace) })
+    }
+
+    /// The body of [`Registry::dispatch`] and [`Registry::kill`]: with `untold_only`, claims
+    /// that have seen a removal are passed over (their parts count as unclaimed).
+    ///
+    /// # Safety
+    ///
+    /// The caller is inside `self.srcu`, and `dax_dev` is as for [`Registry::dispatch`].
+    unsafe fn deliver(
+        &self,
+        dax_dev: *mut bindings::dax_device,
+        failure: Range,
+        mf_flags: c_int,
+        untold_only: bool,
+        mut unclaimed: impl FnMut(Range) -> Result<(), c_int>,
+        mut trace: impl FnMut(&Owner, Range, c_int),
+    ) -> Outcome {
+        let pre_remove = mf_flags & bindings::mf_flags_MF_MEM_PRE_REMOVE as c_int != 0;
         // Look the claims up one at a time, dropping the mutex in between, so that handlers
         // run without it; `split` checks that what we hand it is sorted and disjoint.
         let mut pos = failure.start();
         let claims = core::iter::from_fn(|| {
-            let next = self.claims.lock().next_from(pos, failure.end(), pre_remove);
+            let next = self
+                .claims
+                .lock()
+                .next_from(pos, failure.end(), pre_remove, untold_only);
             if let Some((range, _)) = next {
                 pos = range.end();
             }
@@ -393,7 +427,8 @@ impl Registry {
                     outcome.calls += 1;
                     self.stats.dispatches.add(1, Relaxed);
                     self.stats.dispatched_bytes.add(range.len(), Relaxed);
-                    // SAFETY: We are inside `srcu` and found the claim after entering it.
+                    // SAFETY: The caller is inside `srcu` and we found the claim after it
+                    // entered.
                     let ret = unsafe { owner.notify(dax_dev, range, mf_flags) };
                     trace(&owner, range, ret);
                     if ret == EOPNOTSUPP.to_errno() {
@@ -420,7 +455,7 @@ impl Registry {
                 outcome.error.get_or_insert(e);
             }
         }
-        Ok(outcome)
+        outcome
     }
 
     /// Marks the device gone, after announcing the removal to every owner that has not heard
@@ -434,41 +469,14 @@ impl Registry {
         dax_dev: *mut bindings::dax_device,
         trace: impl FnMut(&Owner, Range, c_int),
     ) {
-        let mut trace = trace;
         // Dead first: a claim registered while we walk must fail rather than miss the news.
         self.claims.lock().dead = true;
         {
             let _srcu = self.srcu.read_lock();
-            let mut pos = 0u64;
-            loop {
-                // Each claim is visited once, in order; `pos` moves past it.
-                let next = {
-                    let mut claims = self.claims.lock();
-                    let next = claims.next_from(pos, u64::MAX, false);
-                    match next {
-                        Some((range, _)) => {
-                            pos = range.end();
-                            let fresh = claims
-                                .tree
-                                .get_mut(&range.start())
-                                .map(|claim| !core::mem::replace(&mut claim.pre_removed, true));
-                            fresh.unwrap_or(false).then_some(next)
-                        }
-                        None => break,
-                    }
-                };
-                if let Some(Some((range, owner))) = next {
-                    self.stats.dispatches.add(1, Relaxed);
-                    self.stats.dispatched_bytes.add(range.len(), Relaxed);
-                    let flags = bindings::mf_flags_MF_MEM_PRE_REMOVE as c_int;
-                    // SAFETY: We are inside `srcu` and found the claim after entering it.
-                    let ret = unsafe { owner.notify(dax_dev, range, flags) };
-                    trace(&owner, range, ret);
-                    if ret < 0 {
-                        self.stats.handler_errors.add(1, Relaxed);
-                    }
-                }
-            }
+            let everything = Range::EVERYTHING;
+            let flags = bindings::mf_flags_MF_MEM_PRE_REMOVE as c_int;
+            // SAFETY: We are inside `srcu`; `dax_dev` is the caller's guarantee.
+            unsafe { self.deliver(dax_dev, everything, flags, true, |_| Ok(()), trace) };
         }
         self.srcu.synchronize();
     }
