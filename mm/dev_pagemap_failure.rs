@@ -819,8 +819,10 @@ mod tests {
     fn pagemap_ranges_become_pfn_ranges() {
         let mut pgmap = pagemap(0x1_0000_0000, 0x1_0000_0000 + 16 * PAGE - 1);
         // SAFETY: `pgmap` lives on this stack frame for the whole test and has one range.
-        let Some(dp) = (unsafe { DevPagemap::from_raw(&raw const pgmap) }) else {
-            panic!("non-null pagemap");
+        let dp = unsafe { DevPagemap::from_raw(&raw const pgmap) };
+        assert!(dp.is_some());
+        let Some(dp) = dp else {
+            return;
         };
         assert_eq!(dp.nr_range(), 1);
         let mut ranges = dp.ranges().map(phys_to_pfns);
