@@ -526,3 +526,124 @@ impl Iterator for StripeRanges {
         merged.map(Ok)
     }
 }
+
+/// How a stacking driver (device-mapper) maps one part of a lower device into its own device:
+/// the part of the lower device that starts at `lower_start` is member `member` of a striped
+/// target (see [`Stripes`]). A linear target is one stripe whose chunk is the whole part.
+///
+/// A failure of the lower device becomes failures of the upper device: see
+/// [`Route::upper_ranges`]. Every quantity is in one unit (bytes, in the kernel).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    lower_start: u64,
+    member: u64,
+    geometry: Stripes,
+}
+
+impl Route {
+    /// Checks a route: `member` must be one of the geometry's members and the part of the
+    /// lower device it maps must fit below `u64::MAX` ([`RangeError::OutOfRange`],
+    /// [`RangeError::Overflow`]).
+    pub fn new(lower_start: u64, geometry: Stripes, member: u64) -> Result<Self, RangeError> {
+        if member >= geometry.stripes {
+            return Err(RangeError::OutOfRange);
+        }
+        Range::from_len(lower_start, geometry.member_len)?;
+        Ok(Self {
+            lower_start,
+            member,
+            geometry,
+        })
+    }
+
+    /// A linear target: `len` units of the lower device from `lower_start` appear at
+    /// `target_start` of the upper device.
+    pub fn linear(lower_start: u64, target_start: u64, len: u64) -> Result<Self, RangeError> {
+        Self::new(lower_start, Stripes::new(target_start, len, 1, len)?, 0)
+    }
+
+    /// The part of the lower device that this route maps.
+    pub fn lower(&self) -> Range {
+        // No overflow: checked by `new()`.
+        Range {
+            start: self.lower_start,
+            end: self.lower_start + self.geometry.member_len,
+        }
+    }
+
+    /// The target's range in the upper device.
+    pub fn target(&self) -> Range {
+        self.geometry.target()
+    }
+
+    /// Where unit `upper` of the upper device lives in the lower device, if on this route's
+    /// member; `None` if it lies on another member. Fails with [`RangeError::OutOfRange`]
+    /// outside the target. The inverse of [`Route::upper_ranges`], for tests.
+    pub fn lower_of(&self, upper: u64) -> Result<Option<u64>, RangeError> {
+        let target = self.target();
+        if !target.contains(&Range::from_len(upper, 1)?) {
+            return Err(RangeError::OutOfRange);
+        }
+        let (member, offset) = self.geometry.target_to_member(upper - target.start)?;
+        // No overflow: `offset < member_len` and `lower()` fits.
+        Ok((member == self.member).then_some(self.lower_start + offset))
+    }
+
+    /// The ranges of the upper device that a failure of the lower device affects, ascending
+    /// and disjoint. The part of `failure` outside [`Route::lower`] is ignored (nothing if
+    /// they do not overlap). A failure that covers all of [`Route::lower`] (a removal) is the
+    /// whole target in one range, even for a striped target whose other members are fine:
+    /// the target cannot work without this member, and its owner gets one call instead of
+    /// one per chunk. Otherwise there is one range per chunk touched (merged where they meet,
+    /// as for a linear target).
+    pub fn upper_ranges(&self, failure: Range) -> RouteRanges {
+        let lower = self.lower();
+        let Some(part) = failure.intersect(&lower) else {
+            return RouteRanges::Done;
+        };
+        if part == lower {
+            return RouteRanges::Whole(self.target());
+        }
+        // No underflow: `part` lies inside `lower`.
+        let in_member = Range {
+            start: part.start - lower.start,
+            end: part.end - lower.start,
+        };
+        match self.geometry.member_to_target(self.member, in_member) {
+            Ok(chunks) => RouteRanges::Chunks(chunks),
+            // `member` was checked by `new()`.
+            Err(e) => RouteRanges::Failed(e),
+        }
+    }
+}
+
+/// The iterator returned by [`Route::upper_ranges`].
+pub enum RouteRanges {
+    /// Nothing (more) to yield.
+    Done,
+    /// One range, the whole target.
+    Whole(Range),
+    /// One range per chunk touched.
+    Chunks(StripeRanges),
+    /// An error, yielded once.
+    Failed(RangeError),
+}
+
+impl Iterator for RouteRanges {
+    type Item = Result<Range, RangeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match core::mem::replace(self, RouteRanges::Done) {
+            RouteRanges::Done => None,
+            RouteRanges::Whole(range) => Some(Ok(range)),
+            RouteRanges::Failed(e) => Some(Err(e)),
+            RouteRanges::Chunks(mut chunks) => {
+                let next = chunks.next();
+                if next.is_some() {
+                    *self = RouteRanges::Chunks(chunks);
+                }
+                next
+            }
+        }
+    }
+}

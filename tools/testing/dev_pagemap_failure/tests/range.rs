@@ -4,7 +4,9 @@
 //! property tests against a naive model that walks every unit of a small
 //! universe, placed anywhere in the u64 space (including against u64::MAX).
 
-use dev_pagemap_failure_host::range::{coalesce, split, Range, RangeError, Segment, Stripes};
+use dev_pagemap_failure_host::range::{
+    coalesce, split, Range, RangeError, Route, Segment, Stripes,
+};
 use proptest::prelude::*;
 
 fn r(start: u64, end: u64) -> Range {
@@ -473,5 +475,124 @@ proptest! {
             }
         }
         prop_assert_eq!(g.covers_member(&failure), fs == 0 && fs + fl >= member_len);
+    }
+}
+
+fn route_ranges(route: &Route, failure: Range) -> Vec<Range> {
+    route
+        .upper_ranges(failure)
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
+
+#[test]
+fn route_checks_its_member_and_lower_part() {
+    let g = Stripes::new(0, 8, 2, 4).unwrap();
+    assert_eq!(Route::new(0, g, 2), Err(RangeError::OutOfRange));
+    assert_eq!(Route::new(u64::MAX - 7, g, 1), Err(RangeError::Overflow));
+    assert!(Route::new(u64::MAX - 8, g, 1).is_ok());
+    assert_eq!(Route::linear(0, 0, 0), Err(RangeError::Empty));
+    assert_eq!(Route::linear(u64::MAX - 1, 0, 2), Err(RangeError::Overflow));
+}
+
+#[test]
+fn linear_route_shifts_and_clips() {
+    // 100 units of the lower device from 50 appear at 1000 of the upper one.
+    let route = Route::linear(50, 1000, 100).unwrap();
+    assert_eq!(route.lower(), r(50, 150));
+    assert_eq!(route.target(), r(1000, 1100));
+    assert_eq!(route_ranges(&route, r(60, 70)), vec![r(1010, 1020)]);
+    // Clipped to the part the target maps.
+    assert_eq!(route_ranges(&route, r(0, 55)), vec![r(1000, 1005)]);
+    assert_eq!(route_ranges(&route, r(140, 4000)), vec![r(1090, 1100)]);
+    // Outside: nothing, so the lower device's fallback keeps it.
+    assert_eq!(route_ranges(&route, r(0, 50)), vec![]);
+    assert_eq!(route_ranges(&route, r(150, 151)), vec![]);
+    // The whole device going away: the whole target, once.
+    assert_eq!(route_ranges(&route, Range::EVERYTHING), vec![r(1000, 1100)]);
+    assert_eq!(route.lower_of(1010), Ok(Some(60)));
+    assert_eq!(route.lower_of(1100), Err(RangeError::OutOfRange));
+}
+
+#[test]
+fn striped_route_exact_chunks_or_whole_target() {
+    // 3 members with chunks of 4 and 8 units each, target at 100; member 1 lives at 20 of
+    // its lower device. Target chunks 0 1 2 | 3 4 5 are on members 0 1 2 | 0 1 2.
+    let route = Route::new(20, Stripes::new(100, 8, 3, 4).unwrap(), 1).unwrap();
+    assert_eq!(route.lower(), r(20, 28));
+    assert_eq!(
+        route_ranges(&route, r(22, 27)),
+        vec![r(106, 108), r(116, 119)]
+    );
+    assert_eq!(route_ranges(&route, r(21, 22)), vec![r(105, 106)]);
+    // All of the member: the whole target, one call.
+    assert_eq!(route_ranges(&route, r(20, 28)), vec![r(100, 124)]);
+    assert_eq!(route_ranges(&route, r(0, 1 << 40)), vec![r(100, 124)]);
+    assert_eq!(route.lower_of(118), Ok(Some(26)));
+    assert_eq!(route.lower_of(112), Ok(None));
+}
+
+#[test]
+fn routes_at_the_top_of_u64() {
+    // The lower part and the target both end exactly at u64::MAX.
+    let g = Stripes::new(u64::MAX - 20, 10, 2, 5).unwrap();
+    let route = Route::new(u64::MAX - 10, g, 1).unwrap();
+    assert_eq!(route.lower(), r(u64::MAX - 10, u64::MAX));
+    assert_eq!(
+        route_ranges(&route, r(u64::MAX - 9, u64::MAX)),
+        vec![r(u64::MAX - 14, u64::MAX - 10), r(u64::MAX - 5, u64::MAX)]
+    );
+    assert_eq!(
+        route_ranges(&route, Range::EVERYTHING),
+        vec![r(u64::MAX - 20, u64::MAX)]
+    );
+    let linear = Route::linear(u64::MAX - 3, u64::MAX - 3, 3).unwrap();
+    assert_eq!(
+        route_ranges(&linear, r(u64::MAX - 2, u64::MAX - 1)),
+        vec![r(u64::MAX - 2, u64::MAX - 1)]
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    /// Every unit of the target whose lower unit failed is reported, nothing else is, unless
+    /// the failure covers the member, which reports the whole target once; stripe counts and
+    /// chunk sizes are not powers of two, and the lower part and the target sit at 0, in the
+    /// middle or against u64::MAX.
+    #[test]
+    fn route_round_trips(
+        stripes in 1u64..7, chunk in 1u64..9, chunks in 1u64..5,
+        lower_place in prop_oneof![Just(0u64), Just(1u64 << 50), Just(u64::MAX)],
+        upper_place in prop_oneof![Just(0u64), Just(3u64 << 40), Just(u64::MAX)],
+        member_pick in 0u64..7, fs in 0u64..80, fl in 1u64..80,
+    ) {
+        let member_len = chunk * chunks;
+        let len = member_len * stripes;
+        let target_start = if upper_place == u64::MAX { u64::MAX - len } else { upper_place };
+        let lower_start = if lower_place == u64::MAX { u64::MAX - member_len } else { lower_place };
+        let g = Stripes::new(target_start, member_len, stripes, chunk).unwrap();
+        let route = Route::new(lower_start, g, member_pick % stripes).unwrap();
+        // The failure is placed around the lower part: before, across or inside it.
+        let base = lower_start.saturating_sub(20);
+        let Ok(failure) = Range::from_len(base.saturating_add(fs), fl) else {
+            return Ok(());
+        };
+        let got = route_ranges(&route, failure);
+        for pair in got.windows(2) {
+            prop_assert!(pair[0].end() < pair[1].start(), "ascending, disjoint, not adjacent");
+        }
+        let units: Vec<u64> = got.iter().flat_map(|x| x.start()..x.end()).collect();
+        if failure.contains(&route.lower()) {
+            prop_assert_eq!(got, vec![route.target()]);
+        } else {
+            let model: Vec<u64> = (route.target().start()..route.target().end())
+                .filter(|&t| match route.lower_of(t).unwrap() {
+                    Some(l) => failure.start() <= l && l < failure.end(),
+                    None => false,
+                })
+                .collect();
+            prop_assert_eq!(units, model);
+        }
     }
 }
