@@ -200,6 +200,15 @@ macro_rules! pr_err_ratelimited {
     };
 }
 
+/// `pr_warn!` under the kernel's printk rate limit.
+macro_rules! pr_warn_ratelimited {
+    ($($arg:tt)*) => {
+        if printk_ratelimit() {
+            pr_warn!($($arg)*);
+        }
+    };
+}
+
 /// Whether the kernel's printk rate limit lets one more message through.
 fn printk_ratelimit() -> bool {
     // SAFETY: `__printk_ratelimit()` only reads the NUL-terminated name it is given.
@@ -290,6 +299,33 @@ pub unsafe extern "C" fn dax_failure_register(
     ops: *const bindings::dax_failure_ops,
     data: *mut c_void,
 ) -> c_int {
+    // SAFETY: `ops` is null or valid, and with `data` stays valid while claimed (the caller's
+    // guarantee).
+    let owner = match unsafe { owner_of(ops, data, offset, len) } {
+        Ok(owner) => owner,
+        Err(e) => return e,
+    };
+    let who = owner.name().to_str().unwrap_or("?");
+    // SAFETY: `dax_dev` is null or live (the caller's guarantee).
+    unsafe {
+        claim_op(dax_dev, offset, len, "claim", who, |registry, range| {
+            registry.register(range, owner)
+        })
+    }
+}
+
+/// The owner behind the C arguments of a claim, or `-EINVAL` (logged) without a handler.
+///
+/// # Safety
+///
+/// `ops` is null or a valid `struct dax_failure_ops`, which with its name and `data` stays
+/// valid until the claim made with the owner is unregistered.
+unsafe fn owner_of(
+    ops: *const bindings::dax_failure_ops,
+    data: *mut c_void,
+    offset: u64,
+    len: u64,
+) -> Result<Owner, c_int> {
     // SAFETY: `ops` is null or valid (the caller's guarantee).
     if ops.is_null() || unsafe { (*ops).notify_failure }.is_none() {
         pr_err_ratelimited!(
@@ -297,15 +333,43 @@ pub unsafe extern "C" fn dax_failure_register(
             offset,
             len
         );
-        return errno(EINVAL);
+        return Err(errno(EINVAL));
     }
     // SAFETY: `ops` has a handler and the caller keeps `ops` and `data` valid while claimed.
-    let owner = unsafe { Owner::new(ops, data) };
+    Ok(unsafe { Owner::new(ops, data) })
+}
+
+/// Gives the claim of exactly `[offset, offset + len)` that was made with `old_data` to
+/// `ops`/`data`, atomically: a failure dispatched meanwhile reaches the old owner or the new
+/// one, never neither. Waits for any call of the old owner's handler in flight; it is never
+/// called again. For device-mapper, which hands its claims from the old table to the new one.
+///
+/// Returns 0, `-EINVAL` for a bad range or a missing handler, `-ENOENT` if no such claim
+/// exists.
+///
+/// # Safety
+///
+/// As for [`dax_failure_register`] for the new owner; must not be called from a handler of the
+/// same device.
+#[export]
+pub unsafe extern "C" fn dax_failure_replace(
+    dax_dev: *mut bindings::dax_device,
+    offset: u64,
+    len: u64,
+    old_data: *mut c_void,
+    ops: *const bindings::dax_failure_ops,
+    data: *mut c_void,
+) -> c_int {
+    // SAFETY: As for `dax_failure_register()` (the caller's guarantee).
+    let owner = match unsafe { owner_of(ops, data, offset, len) } {
+        Ok(owner) => owner,
+        Err(e) => return e,
+    };
     let who = owner.name().to_str().unwrap_or("?");
     // SAFETY: `dax_dev` is null or live (the caller's guarantee).
     unsafe {
-        claim_op(dax_dev, offset, len, "claim", who, |registry, range| {
-            registry.register(range, owner)
+        claim_op(dax_dev, offset, len, "hand over", who, |registry, range| {
+            registry.replace(range, old_data, owner)
         })
     }
 }
@@ -378,11 +442,11 @@ unsafe fn claim_op(
 }
 
 /// The result a caller sees for a dispatch: the first error, else `-EOPNOTSUPP` if nobody
-/// handled anything, else 0.
+/// handled anything (no claim, or every owner declined, and no fallback ran), else 0.
 fn outcome_errno(outcome: &Outcome, fallback_ran: bool) -> c_int {
     match outcome.error {
         Some(e) => e,
-        None if outcome.calls == 0 && !fallback_ran => errno(EOPNOTSUPP),
+        None if outcome.calls == outcome.declined && !fallback_ran => errno(EOPNOTSUPP),
         None => 0,
     }
 }
@@ -422,6 +486,114 @@ pub unsafe extern "C" fn dax_failure_notify(
         Ok(outcome_errno(&outcome, false))
     });
     ret.unwrap_or_else(|e| e.to_errno())
+}
+
+/// The route's layout, checked: [`range::Route`] for a translating target, or `None` for a
+/// target whose layout is unknown, with the part of the lower device it maps and its target.
+fn route_layout(
+    route: &bindings::dax_failure_route,
+) -> Result<(Option<range::Route>, Range, Range), RangeError> {
+    let lower = Range::from_len(route.lower_start, route.lower_len)?;
+    let target = Range::from_len(route.target_start, route.target_len)?;
+    if route.chunk == 0 {
+        return Ok((None, lower, target));
+    }
+    let geometry = range::Stripes::new(
+        route.target_start,
+        route.lower_len,
+        route.stripes.into(),
+        route.chunk,
+    )?;
+    let layout = range::Route::new(route.lower_start, geometry, route.member.into())?;
+    if layout.target() != target {
+        return Err(RangeError::OutOfRange);
+    }
+    Ok((Some(layout), lower, target))
+}
+
+/// Passes a failure of `[offset, offset + len)` of a lower dax_device up through a stacking
+/// driver's `route`: translated into the ranges of the upper device it affects (exact chunks
+/// of a striped target, the whole target when the failure covers all the target uses of the
+/// lower device, see [`range::Route::upper_ranges`]) and dispatched through the upper
+/// device's registry, so that whoever claimed those ranges (a filesystem, another stacking
+/// driver) receives them. A target whose layout is unknown (`chunk == 0`) passes every
+/// failure on over its whole range, with a log line.
+///
+/// Returns 0 if an owner above took the failure, the first error of one, or `-EOPNOTSUPP`
+/// if nobody above claims the ranges (or in mode `off`, where, as upstream, nothing above a
+/// stacking driver hears of it): the lower device then runs its fallback.
+///
+/// # Safety
+///
+/// `route` is null or valid for the duration of the call, and `route.upper` is a live
+/// dax_device that stays alive for the duration of the call.
+#[export]
+pub unsafe extern "C" fn dax_failure_route(
+    route: *const bindings::dax_failure_route,
+    offset: u64,
+    len: u64,
+    mf_flags: c_int,
+) -> c_int {
+    // SAFETY: `route` is null or valid (the caller's guarantee).
+    let Some(route) = (unsafe { route.as_ref() }) else {
+        pr_err_ratelimited!("NULL route\n");
+        return errno(EINVAL);
+    };
+    if mode() == Mode::Off {
+        return errno(EOPNOTSUPP);
+    }
+    let layout = Range::from_len(offset, len).and_then(|failure| {
+        route_layout(route).map(|(layout, lower, target)| (failure, layout, lower, target))
+    });
+    let (failure, layout, lower, target) = match layout {
+        Ok(parts) => parts,
+        Err(e) => {
+            pr_err_ratelimited!(
+                "bad route or failure [{:#x}, +{:#x}) of [{:#x}, +{:#x}): {:?}\n",
+                offset,
+                len,
+                route.lower_start,
+                route.lower_len,
+                e
+            );
+            return errno(EINVAL);
+        }
+    };
+    let ranges = match layout {
+        Some(layout) => layout.upper_ranges(failure),
+        None if failure.overlaps(&lower) => {
+            pr_warn_ratelimited!(
+                "target layout unknown: failure [{:#x}, +{:#x}) passed on over the whole \
+                 target [{:#x}, +{:#x})\n",
+                failure.start(),
+                failure.len(),
+                target.start(),
+                target.len()
+            );
+            range::RouteRanges::Whole(target)
+        }
+        None => range::RouteRanges::Done,
+    };
+    let (mut taken, mut first_error) = (false, None);
+    for upper in ranges {
+        let ret = match upper {
+            // SAFETY: `route.upper` is live (the caller's guarantee).
+            Ok(upper) => unsafe {
+                dax_failure_notify(route.upper, upper.start(), upper.len(), mf_flags)
+            },
+            Err(_) => errno(EINVAL),
+        };
+        if ret == 0 {
+            taken = true;
+        } else if ret != errno(EOPNOTSUPP) && ret != errno(ENXIO) {
+            first_error.get_or_insert(ret);
+        }
+    }
+    match first_error {
+        Some(e) => e,
+        None if taken => 0,
+        None => errno(EOPNOTSUPP),
+    }
 }
 
 /// The largest pfn count: pfns are physical addresses shifted right by `PAGE_SHIFT`.
@@ -500,7 +672,7 @@ pub unsafe extern "C" fn dax_failure_notify_pfns(
         .map_err(Error::from)?;
         Ok(outcome_errno(
             &outcome,
-            mode != Mode::Off && outcome.unclaimed > 0,
+            mode != Mode::Off && outcome.unclaimed + outcome.declined > 0,
         ))
     });
     ret.unwrap_or_else(|e| e.to_errno())

@@ -78,3 +78,7 @@ EXPORT_SYMBOL_GPL(dax_failure_register);
 EXPORT_SYMBOL_GPL(dax_failure_unregister);
 /* dax_failure_notify() */
 EXPORT_SYMBOL_GPL(dax_failure_notify);
+/* dax_failure_replace() */
+EXPORT_SYMBOL_GPL(dax_failure_replace);
+/* dax_failure_route() */
+EXPORT_SYMBOL_GPL(dax_failure_route);

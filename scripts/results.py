@@ -33,7 +33,10 @@ TIMESTAMP = re.compile(r"^\[\s*\d+\.\d+\]\s?")
 
 
 def parse_ktap(lines, indent):
-    """Return (plan, results) for the KTAP results at exactly `indent`."""
+    """Return (plan, results) for the KTAP results at exactly `indent`.
+
+    Several scripts may print their own plan at the same level; the plan
+    returned is their sum."""
     plan, results = None, []
     prefix = " " * indent
     for line in lines:
@@ -41,8 +44,9 @@ def parse_ktap(lines, indent):
             continue
         body = line[indent:]
         m = re.match(r"^1\.\.(\d+)", body)
-        if m and plan is None:
-            plan = int(m.group(1))
+        if m:
+            # One plan per script run at this level: they add up.
+            plan = (plan or 0) + int(m.group(1))
             continue
         m = KTAP_RESULT.match(body)
         if m:

@@ -53,13 +53,47 @@ struct dax_failure_ops {
 			      u64 offset, u64 len, int mf_flags);
 };
 
+/**
+ * struct dax_failure_route - how a stacking driver maps part of a lower device
+ * @upper: the stacking driver's own dax_device, where failures are passed on
+ * @lower_start: first byte of the lower dax_device that the target uses
+ * @lower_len: bytes of the lower dax_device that the target uses
+ * @target_start: first byte of the target in @upper
+ * @target_len: bytes of the target in @upper
+ * @chunk: stripe chunk in bytes (@lower_len for a linear target); 0 if the
+ *	target's layout is unknown: every failure is then passed on over the
+ *	whole target
+ * @stripes: number of devices the target stripes over (1 for linear)
+ * @member: which of them the lower device is, from 0
+ *
+ * Device-mapper claims [@lower_start, @lower_start + @lower_len) of each
+ * lower dax_device of its live table and hands the failures it receives to
+ * dax_failure_route(), which translates them (see range.rs, struct Route)
+ * and dispatches them through the registry of @upper.
+ */
+struct dax_failure_route {
+	struct dax_device *upper;
+	u64 lower_start;
+	u64 lower_len;
+	u64 target_start;
+	u64 target_len;
+	u64 chunk;
+	u32 stripes;
+	u32 member;
+};
+
 #ifdef CONFIG_DEV_PAGEMAP_FAILURE
 int dax_failure_register(struct dax_device *dax_dev, u64 offset, u64 len,
 			 const struct dax_failure_ops *ops, void *data);
 int dax_failure_unregister(struct dax_device *dax_dev, u64 offset, u64 len,
 			   void *data);
+int dax_failure_replace(struct dax_device *dax_dev, u64 offset, u64 len,
+			void *old_data, const struct dax_failure_ops *ops,
+			void *data);
 int dax_failure_notify(struct dax_device *dax_dev, u64 offset, u64 len,
 		       int mf_flags);
+int dax_failure_route(const struct dax_failure_route *route, u64 offset,
+		      u64 len, int mf_flags);
 int dax_failure_notify_pfns(struct dax_device *dax_dev,
 			    struct dev_pagemap *pgmap, unsigned long base_pfn,
 			    unsigned long pfn, unsigned long nr_pages,
@@ -96,8 +130,22 @@ static inline int dax_failure_unregister(struct dax_device *dax_dev,
 	return -EOPNOTSUPP;
 }
 
+static inline int dax_failure_replace(struct dax_device *dax_dev, u64 offset,
+				      u64 len, void *old_data,
+				      const struct dax_failure_ops *ops,
+				      void *data)
+{
+	return -EOPNOTSUPP;
+}
+
 static inline int dax_failure_notify(struct dax_device *dax_dev, u64 offset,
 				     u64 len, int mf_flags)
+{
+	return -EOPNOTSUPP;
+}
+
+static inline int dax_failure_route(const struct dax_failure_route *route,
+				    u64 offset, u64 len, int mf_flags)
 {
 	return -EOPNOTSUPP;
 }

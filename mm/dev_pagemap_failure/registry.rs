@@ -365,6 +365,30 @@ impl Registry {
         Ok(())
     }
 
+    /// Gives the claim of exactly `range` made with `old_data` to `owner`, in one step under
+    /// the mutex: every lookup finds the old owner or the new one, never neither, so a failure
+    /// cannot fall between them. Waits until no handler call of the old owner is in flight;
+    /// whether the claim has heard of a removal carries over.
+    pub(crate) fn replace(
+        &self,
+        range: Range,
+        old_data: *mut c_void,
+        owner: Owner,
+    ) -> Result<(), ClaimError> {
+        {
+            let mut claims = self.claims.lock();
+            match claims.tree.get_mut(&range.start()) {
+                Some(claim) if claim.range == range && claim.owner.data() == old_data => {
+                    claim.owner = owner;
+                }
+                _ => return Err(ClaimError::Unknown),
+            }
+        }
+        // No lookup can find the old owner any more; wait for the ones that already did.
+        self.srcu.synchronize();
+        Ok(())
+    }
+
     /// Hands `failure` (bytes of the device) to the owners of the claims it overlaps, one
     /// call per claim with exactly the overlapping part, and passes the parts nobody claims
     /// to `unclaimed`, in ascending order.

@@ -7,9 +7,10 @@
 
 # Create labelled namespaces on region0: "fsdax SIZE" and/or "devdax SIZE"
 # pairs; SIZE "all" takes what is left of the region. Sets $pmem (e.g.
-# pmem0) and $dax (e.g. dax0.1) for those created.
+# pmem0) and $dax (e.g. dax0.1) for the last of each created, and $pmems to
+# the list of every fsdax block device created.
 dax_setup_namespaces() {
-	pmem= dax=
+	pmem= dax= pmems=
 	ndctl disable-region all >/dev/null 2>&1
 	ndctl init-labels -f all >/dev/null 2>&1
 	ndctl enable-region all >/dev/null 2>&1
@@ -19,7 +20,8 @@ dax_setup_namespaces() {
 		# shellcheck disable=SC2086
 		json=$(ndctl create-namespace -r region0 -m "$1" $size -n "dpf-$1" 2>&1)
 		case "$1" in
-		fsdax) pmem=$(echo "$json" | dax_json_field blockdev) ;;
+		fsdax) pmem=$(echo "$json" | dax_json_field blockdev)
+		       pmems="$pmems $pmem" ;;
 		devdax) dax=$(echo "$json" | dax_json_field chardev) ;;
 		esac
 		[ -n "$pmem$dax" ] || echo "$json" | sed 's/^/# /'

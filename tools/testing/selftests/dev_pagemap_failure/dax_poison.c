@@ -5,8 +5,10 @@
  *
  *   dax_poison -P FILE
  *	Map FILE and print the pfn of its first page (from /proc/self/pagemap).
- *   dax_poison -p PAGE [-n NR] [-i INJECT] FILE OTHER
- *	Map FILE and OTHER MAP_SHARED and write every page of both. Then poison
+ *   dax_poison -p PAGE [-n NR] [-i INJECT] [-c CMD] FILE OTHER
+ *	Map FILE and OTHER MAP_SHARED and write every page of both; with -c,
+ *	run the shell command CMD while they are mapped (a device-mapper table
+ *	reload, say) and give up if it fails. Then poison
  *	pages [PAGE, PAGE + NR) of FILE: with madvise(MADV_HWPOISON) (NR must
  *	be 1), or with -i by writing "PFN NR" to INJECT (the debugfs file that
  *	calls memory_failure_range()). Expect one SIGBUS with si_code
@@ -114,7 +116,7 @@ static void poison(char *lo, long nr, long page, const char *inject, long page_s
 int main(int argc, char **argv)
 {
 	long page_size = sysconf(_SC_PAGESIZE);
-	const char *inject = NULL;
+	const char *inject = NULL, *cmd = NULL;
 	long page = -1, nr = 1, bad = 0;
 	bool print_pfn = false;
 	size_t size, other_size;
@@ -122,7 +124,7 @@ int main(int argc, char **argv)
 	char *map, *other, *lo, *hi;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "Pp:n:i:")) != -1) {
+	while ((opt = getopt(argc, argv, "Pp:n:i:c:")) != -1) {
 		switch (opt) {
 		case 'P':
 			print_pfn = true;
@@ -135,6 +137,9 @@ int main(int argc, char **argv)
 			break;
 		case 'i':
 			inject = optarg;
+			break;
+		case 'c':
+			cmd = optarg;
 			break;
 		default:
 			ksft_exit_fail_msg("bad option\n");
@@ -149,7 +154,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (optind + 2 != argc || page < 0 || nr < 1 || (!inject && nr != 1))
-		ksft_exit_fail_msg("usage: dax_poison -p PAGE [-n NR] [-i INJECT] FILE OTHER\n");
+		ksft_exit_fail_msg("usage: dax_poison -p PAGE [-n NR] [-i INJECT] [-c CMD] FILE OTHER\n");
 
 	ksft_print_header();
 	ksft_set_plan(3);
@@ -161,6 +166,13 @@ int main(int argc, char **argv)
 	fill(other, other_size, page_size, 2);
 	lo = map + page * page_size;
 	hi = lo + nr * page_size;
+	if (cmd) {
+		int status = system(cmd);
+
+		ksft_print_msg("while mapped: '%s': exit status %d\n", cmd, status);
+		if (status)
+			ksft_exit_fail_msg("the command failed\n");
+	}
 	if (sigaction(SIGBUS, &sa, NULL))
 		ksft_exit_fail_msg("sigaction: %s\n", strerror(errno));
 

@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Device-mapper routing of DAX memory failures.
+ *
+ * A dm device built on DAX-capable devices (pmem) is itself a dax_device.
+ * When memory of a device below fails or goes away, whoever uses the dm
+ * device (a filesystem, another dm device) must hear of it, in the dm
+ * device's own offsets.  So the live table claims, on each lower dax_device,
+ * exactly the part each of its targets uses (dax_failure_register()), and
+ * hands every failure it receives to dax_failure_route(), which translates
+ * it (linear: one shift; striped: exact chunks, or the whole target when the
+ * failure covers all the target uses of that device) and dispatches it
+ * through the dm device's own registry.  Stacks of dm devices work by
+ * construction: the dm device above claims the one below.
+ *
+ * Table swaps (dm_swap_table(), under md->suspend_lock, with the device
+ * suspended) publish the new table first and then move the claims:
+ *
+ *  1. A claim of the new table on the same lower range as a claim of the
+ *     old one takes it over atomically (dax_failure_replace()): a failure
+ *     meanwhile reaches the old table or the new one, never neither, and
+ *     never the old one once the hand-over returns.  Reloading a table that
+ *     maps the same devices, the common case, moves every claim this way.
+ *  2. The old table's remaining claims are removed.
+ *  3. The new table's remaining claims are added.
+ *
+ * Between 2 and 3 a failure of a range that only one of the two tables maps
+ * finds no claim and goes to the lower device's pfn-at-a-time fallback,
+ * which revokes every page that is mapped: it is not lost, only handled
+ * page by page.  Removing or handing over a claim waits for its handler in
+ * flight, so a table is never used once its claims are gone; it is
+ * destroyed later.  The old table is used for a failure only while it is
+ * still the table whose mappings the failure can affect.
+ */
+#include <linux/dax.h>
+#include <linux/dev_pagemap_failure.h>
+#include <linux/overflow.h>
+#include <linux/slab.h>
+
+#include "dm-core.h"
+
+#define DM_MSG_PREFIX "dax failure"
+
+/* One claim of a table on one lower dax_device. */
+struct dm_dax_failure_claim {
+	struct list_head list;
+	struct dax_device *lower;
+	struct dax_failure_route route;
+	bool claimed;
+};
+
+static int dm_dax_failure(struct dax_device *lower, void *data, u64 offset,
+			  u64 len, int mf_flags)
+{
+	struct dm_dax_failure_claim *claim = data;
+
+	return dax_failure_route(&claim->route, offset, len, mf_flags);
+}
+
+static const struct dax_failure_ops dm_dax_failure_ops = {
+	.name = "dm",
+	.notify_failure = dm_dax_failure,
+};
+
+struct dm_dax_failure_walk {
+	struct dm_table *t;
+	unsigned int stripes;
+	sector_t chunk;
+	unsigned int member;
+};
+
+static bool dm_sectors_to_bytes(sector_t sectors, u64 *bytes)
+{
+	return !check_shl_overflow((u64)sectors, SECTOR_SHIFT, bytes);
+}
+
+/* iterate_devices callout: one claim for the part of @dev that @ti uses. */
+static int dm_dax_failure_add(struct dm_target *ti, struct dm_dev *dev,
+			      sector_t start, sector_t len, void *data)
+{
+	struct dm_dax_failure_walk *walk = data;
+	struct dm_dax_failure_claim *claim;
+	struct dax_failure_route route = {
+		.upper = walk->t->md->dax_dev,
+		.stripes = walk->stripes,
+		.member = walk->member++,
+	};
+
+	if (!dev->dax_dev)
+		return 0;
+	if (!dm_sectors_to_bytes(get_start_sect(dev->bdev) + start,
+				 &route.lower_start) ||
+	    !dm_sectors_to_bytes(len, &route.lower_len) ||
+	    !dm_sectors_to_bytes(ti->begin, &route.target_start) ||
+	    !dm_sectors_to_bytes(ti->len, &route.target_len) ||
+	    !dm_sectors_to_bytes(walk->chunk, &route.chunk)) {
+		DMERR("%s: %s target on %s is too large to route failures",
+		      dm_device_name(walk->t->md), ti->type->name, dev->name);
+		return 0;
+	}
+
+	claim = kzalloc(sizeof(*claim), GFP_KERNEL);
+	if (!claim)
+		return -ENOMEM;
+	claim->lower = dev->dax_dev;
+	claim->route = route;
+	list_add_tail(&claim->list, &walk->t->dax_failure_claims);
+	return 0;
+}
+
+/* The claims @t needs: one per (DAX target, lower DAX device). */
+static int dm_dax_failure_build(struct dm_table *t)
+{
+	struct dm_dax_failure_walk walk = { .t = t };
+	unsigned int i;
+	int r;
+
+	for (i = 0; i < t->num_targets; i++) {
+		struct dm_target *ti = dm_table_get_target(t, i);
+
+		if (!ti->type->direct_access || !ti->type->iterate_devices)
+			continue;
+		walk.member = 0;
+		if (ti->type->dax_failure_layout) {
+			walk.stripes = ti->type->dax_failure_layout(ti,
+								    &walk.chunk);
+		} else {
+			/* dax_failure_route() passes it on over the target. */
+			walk.stripes = 1;
+			walk.chunk = 0;
+			DMWARN("%s: %s target cannot translate DAX failures; they are passed on over the whole target",
+			       dm_device_name(t->md), ti->type->name);
+		}
+		r = ti->type->iterate_devices(ti, dm_dax_failure_add, &walk);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static struct dm_dax_failure_claim *
+dm_dax_failure_find(struct dm_table *t, struct dm_dax_failure_claim *like)
+{
+	struct dm_dax_failure_claim *claim;
+
+	list_for_each_entry(claim, &t->dax_failure_claims, list)
+		if (claim->claimed && claim->lower == like->lower &&
+		    claim->route.lower_start == like->route.lower_start &&
+		    claim->route.lower_len == like->route.lower_len)
+			return claim;
+	return NULL;
+}
+
+static void dm_dax_failure_unclaim(struct dm_table *t)
+{
+	struct dm_dax_failure_claim *claim;
+
+	list_for_each_entry(claim, &t->dax_failure_claims, list) {
+		if (!claim->claimed)
+			continue;
+		dax_failure_unregister(claim->lower, claim->route.lower_start,
+				       claim->route.lower_len, claim);
+		claim->claimed = false;
+	}
+}
+
+/**
+ * dm_dax_failure_handover - move the failure claims from @old to @new
+ * @old: the table that was live, or NULL
+ * @new: the table that was just made live
+ *
+ * See the ordering at the top of this file.  A claim that cannot be made
+ * (another agent owns an overlapping range, the device below is gone) is
+ * logged: failures there then go to whoever owns the range, or to the
+ * fallback of the device below.
+ *
+ * Context: Process context, under md->suspend_lock.
+ */
+void dm_dax_failure_handover(struct dm_table *old, struct dm_table *new)
+{
+	struct dm_dax_failure_claim *claim, *prev;
+	const char *name = dm_device_name(new->md);
+	int r;
+
+	if (!new->md->dax_dev)
+		return;
+	r = dm_dax_failure_build(new);
+	if (r)
+		DMERR("%s: cannot route DAX failures of every target: %d",
+		      name, r);
+
+	list_for_each_entry(claim, &new->dax_failure_claims, list) {
+		prev = old ? dm_dax_failure_find(old, claim) : NULL;
+		if (!prev ||
+		    dax_failure_replace(claim->lower, claim->route.lower_start,
+					claim->route.lower_len, prev,
+					&dm_dax_failure_ops, claim))
+			continue;
+		prev->claimed = false;
+		claim->claimed = true;
+	}
+	if (old)
+		dm_dax_failure_unclaim(old);
+	list_for_each_entry(claim, &new->dax_failure_claims, list) {
+		if (claim->claimed)
+			continue;
+		r = dax_failure_register(claim->lower, claim->route.lower_start,
+					 claim->route.lower_len,
+					 &dm_dax_failure_ops, claim);
+		if (r)
+			DMWARN("%s: DAX failures of bytes %llu+%llu of a device below do not reach this device: %d",
+			       name, claim->route.lower_start,
+			       claim->route.lower_len, r);
+		else
+			claim->claimed = true;
+	}
+}
+
+/**
+ * dm_dax_failure_release - drop the failure claims of a table
+ * @t: a table that is being destroyed
+ *
+ * Waits for the handlers in flight; afterwards nothing routes through @t.
+ */
+void dm_dax_failure_release(struct dm_table *t)
+{
+	struct dm_dax_failure_claim *claim, *next;
+
+	dm_dax_failure_unclaim(t);
+	list_for_each_entry_safe(claim, next, &t->dax_failure_claims, list) {
+		list_del(&claim->list);
+		kfree(claim);
+	}
+}

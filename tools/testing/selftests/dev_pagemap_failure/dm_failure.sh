@@ -1,0 +1,323 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# Failures of persistent memory below device-mapper must reach the
+# filesystem on the dm device, in the dm device's offsets: dm-linear,
+# dm-stripe, a linear device stacked on a striped one, and a table reload
+# under a live mapping.
+#
+# Needs one NVDIMM region of at least 2 GiB with a label area, ndctl,
+# dmsetup, mkfs.xfs, xfs_io and a kernel with CONFIG_DEV_PAGEMAP_FAILURE,
+# its injection file and debugfs; destroys everything on that region. Runs
+# in the failure mode "ranged" (upstream gets no notice here at all, which
+# `make demo` shows).
+
+DIR=$(cd "$(dirname "$0")" && pwd)
+. "$DIR/ktap_helpers.sh"
+. "$DIR/dax_lib.sh"
+
+MNT=/mnt/dm_failure
+SIZE_MB=64
+PROBE="$DIR/dax_stale_mapping"
+POISON="$DIR/dax_poison"
+INJECT=/sys/kernel/debug/dev_pagemap_failure/inject_range
+DEVICES=/sys/kernel/debug/dev_pagemap_failure/devices
+TRACE=/sys/kernel/tracing
+EVENT=$TRACE/events/dev_pagemap_failure/dax_failure_dispatch
+# The stripe chunk: 12 MiB, not a power of two.
+CHUNK=24576
+
+run_probe() {
+	local title=$1 out rc
+	shift
+	out=$("$@" 2>&1)
+	rc=$?
+	echo "$out" | sed 's/^/    /'
+	ktap_test_result "$title" [ $rc -eq 0 ]
+}
+
+dmesg_has() {
+	dmesg | grep -q "$1"
+}
+
+# dm_create NAME TABLE: create a dm device and its /dev/mapper node (there
+# is no udev in the test guest).
+dm_create() {
+	dmsetup create --noudevsync "$1" --table "$2" && dmsetup mknodes "$1"
+}
+
+# The kernel name (dm-N) of the dm device NAME.
+dm_kname() {
+	echo "dm-$(dmsetup info -c --noheadings -o minor "$1" | tr -d ' ')"
+}
+
+dm_remove() {
+	dmsetup remove --noudevsync "$1"
+}
+
+xfs_mount() {	# xfs_mount DEV MKFS_OPTS
+	mkdir -p "$MNT"
+	mkfs.xfs -f -q $2 "$1" && mount -o dax=always "$1" "$MNT"
+}
+
+# Number of claims of device DEV (live) with owner OWNER.
+dpf_claims() {
+	awk -v dev="$1" -v owner="$2" '
+		$1 == dev && $2 == "state=live" { on = 1; next }
+		/^[^ ]/ { on = 0 }
+		on && $1 == "claim" && $3 == owner { n++ }
+		END { print n + 0 }' "$DEVICES"
+}
+
+# The sector count of a block device.
+sectors() {
+	cat "/sys/class/block/$1/size"
+}
+
+# Does FILE lie in one extent, entirely inside one chunk of member MEMBER
+# of a 2-way stripe of $CHUNK sectors?
+on_member() {
+	local file=$1 member=$2 start len chunk_bytes
+	[ "$(xfs_io -c "bmap -v" "$file" | awk '$1 ~ /^[0-9]+:$/' | wc -l)" -eq 1 ] ||
+		return 1
+	start=$(dax_file_phys "$file")
+	len=$(stat -c %s "$file")
+	chunk_bytes=$((CHUNK * 512))
+	[ $((start / chunk_bytes)) -eq $(((start + len - 1) / chunk_bytes)) ] &&
+		[ $((start / chunk_bytes % 2)) -eq "$member" ]
+}
+
+# Make 1 MiB files NAME.N in MNT until one lies on stripe member MEMBER;
+# print its path.
+file_on_member() {
+	local name=$1 member=$2 i
+	for i in $(seq 1 60); do
+		xfs_io -f -c "falloc 0 1m" "$MNT/$name.$i"
+		if on_member "$MNT/$name.$i" "$member"; then
+			echo "$MNT/$name.$i"
+			return 0
+		fi
+	done
+	return 1
+}
+
+trace_on() {
+	[ -d "$TRACE/events" ] || mount -t tracefs nodev "$TRACE" 2>/dev/null
+	echo > "$TRACE/trace"
+	echo 1 > "$EVENT/enable"
+}
+
+trace_off() {
+	echo 0 > "$EVENT/enable"
+}
+
+# Trace lines of dispatches on DEV to OWNER.
+traced() {
+	grep -c "dax_failure_dispatch: dev=$1 .*owner=$2 ret=0" "$TRACE/trace"
+}
+
+# removal NAME PMEM STACK_DEVS: remove PMEM under a process that maps a
+# 64 MiB file of the XFS mounted on MNT; STACK_DEVS are the kernel names of
+# the dm devices from the bottom up. PMEM must make exactly one call (to the
+# dm device above it) and each dm device exactly one call up, and nothing
+# mapped may be left to the fallback (no per-page kills). Four results;
+# sets REBIND to bring PMEM back.
+removal() {
+	local name=$1 victim=$2 devs=$3 before vbefore vafter after ok dev
+	local kills fallback errors
+	xfs_io -f -c "falloc 0 ${SIZE_MB}m" "$MNT/data"
+	REBIND=$(dax_unbind_arg "$victim")
+	before=
+	for dev in $devs; do
+		before="$before $(dpf_counter "$dev" live dispatches)"
+	done
+	vbefore=$(dpf_counter "$victim" live dispatches)
+	dmesg -c >/dev/null
+	run_probe "$name: no page readable or writable after removal, in time" \
+		"$PROBE" -s "$SIZE_MB" -t 5000 -r "$REBIND" "$MNT/data"
+
+	ok=1
+	set -- $before
+	for dev in $devs; do
+		after=$(dpf_counter "$dev" live dispatches)
+		ktap_print_msg "$name: $dev dispatches ${1:-?} -> ${after:-?}"
+		[ -n "$1" ] && [ "$after" = $(($1 + 1)) ] || ok=0
+		shift
+	done
+	vafter=$(dpf_counter "$victim" dead dispatches)
+	fallback=$(dpf_counter "$victim" dead fallback_pages)
+	errors=$(dpf_counter "$victim" dead handler_errors)
+	kills=$(dmesg | grep -c "Sending SIGBUS")
+	ktap_print_msg "$name: $victim dispatches ${vbefore:-?} -> ${vafter:-?}," \
+		"fallback pages ${fallback:-?} (not claimed by dm, nobody maps them)," \
+		"handler errors ${errors:-?}, 'Sending SIGBUS' lines $kills"
+	[ -n "$vbefore" ] && [ "$vafter" = $((vbefore + 1)) ] && [ "$errors" = 0 ] &&
+		[ "$kills" -eq 0 ] || ok=0
+	ktap_test_result "$name: one call per owner down the stack, no per-page kills" [ $ok = 1 ]
+	ktap_test_result "$name: XFS on the dm device shuts down" \
+		dmesg_has "Block device removal (0x20) detected"
+	ktap_test_result "$name: filesystem unmounts after removal" umount "$MNT"
+}
+
+ktap_print_header
+ktap_set_plan 36
+dpf_set_mode ranged
+
+# 1. dm-linear over a whole namespace, rmapbt=1 and rmapbt=0: removing the
+#    pmem device reaches XFS on the dm device in one call.
+for rmapbt in 1 0; do
+	name="dm-linear, rmapbt=$rmapbt"
+	dax_setup_namespaces fsdax 1024M
+	dm_create dpf-linear "0 $(sectors "$pmem") linear /dev/$pmem 0"
+	dm=$(dm_kname dpf-linear)
+	xfs_mount /dev/mapper/dpf-linear "-m rmapbt=$rmapbt"
+	ktap_print_msg "$name: $pmem -> $dm: $(grep -A1 "^$pmem state=live" "$DEVICES" |
+		tr '\n' ' ')"
+	ktap_test_result "$name: dm claims $pmem, XFS claims $dm" \
+		[ "$(dpf_claims "$pmem" dm)" = 1 ] && [ "$(dpf_claims "$dm" holder)" = 1 ]
+	removal "$name" "$pmem" "$dm"
+	ktap_test_result "$name: dmsetup remove after removal" dm_remove dpf-linear
+	dax_rebind "$REBIND"
+done
+
+# 2. dm-linear over the first half of a namespace: poison in the mapped half
+#    reaches XFS, poison in the other half goes to the fallback, not to dm.
+name="dm-linear over half"
+dax_setup_namespaces fsdax 1024M
+half=$(($(sectors "$pmem") / 2 / 8 * 8))
+dm_create dpf-half "0 $half linear /dev/$pmem 0"
+dm=$(dm_kname dpf-half)
+xfs_mount /dev/mapper/dpf-half "-m rmapbt=1"
+victim=$MNT/victim other=$MNT/other
+xfs_io -f -c "falloc 0 4m" "$victim"
+xfs_io -f -c "falloc 0 4m" "$other"
+before=$(dpf_counter "$dm" live dispatches)
+run_probe "$name: poison in the mapped half: SIGBUS at the page, other file readable" \
+	"$POISON" -p 8 -n 4 -i "$INJECT" "$victim" "$other"
+after=$(dpf_counter "$dm" live dispatches)
+ktap_test_result "$name: poison in the mapped half reaches XFS in one call" \
+	[ -n "$before" ] && [ "$after" = $((before + 1)) ]
+# The pfn of byte 0 of the pmem device: a file's first pfn minus its offset.
+pfn=$("$POISON" -P "$other")
+phys=$(dax_file_phys "$other")
+dm_before=$(dpf_counter "$dm" live dispatches)
+fb_before=$(dpf_counter "$pmem" live fallback_pages)
+if [ -n "$pfn" ] && [ -n "$phys" ]; then
+	unmapped=$((pfn - phys / 4096 + half / 8 + 16))
+	echo "$unmapped 2" > "$INJECT"
+	ktap_print_msg "$name: poisoned pfn $unmapped + 2, $((half / 8 + 16)) pages into $pmem"
+fi
+dm_after=$(dpf_counter "$dm" live dispatches)
+fb_after=$(dpf_counter "$pmem" live fallback_pages)
+ktap_print_msg "$name: $dm dispatches ${dm_before:-?} -> ${dm_after:-?}," \
+	"$pmem fallback pages ${fb_before:-?} -> ${fb_after:-?}"
+ktap_test_result "$name: poison in the unmapped half goes to the fallback, not to dm" \
+	[ -n "$dm_before" ] && [ "$dm_after" = "$dm_before" ] &&
+	[ -n "$fb_before" ] && [ "$fb_after" = $((fb_before + 2)) ]
+umount "$MNT"
+ktap_test_result "$name: dmsetup remove" dm_remove dpf-half
+
+# 3. dm-stripe over two namespaces: poison one page on one member, then
+#    remove that member.
+stripe_setup() {	# stripe_setup: two namespaces, a 2-way stripe of $CHUNK
+	local width
+	dax_setup_namespaces fsdax 768M fsdax 768M
+	set -- $pmems
+	p0=$1 p1=$2
+	width=$(sectors "$p0")
+	[ "$(sectors "$p1")" -lt "$width" ] && width=$(sectors "$p1")
+	width=$((width / CHUNK * CHUNK))
+	stripe_len=$((2 * width))
+	dm_create dpf-stripe "0 $stripe_len striped 2 $CHUNK /dev/$p0 0 /dev/$p1 0"
+	sdm=$(dm_kname dpf-stripe)
+}
+
+name="dm-stripe"
+stripe_setup
+ktap_print_msg "$name: $p0 + $p1 -> $sdm, chunk $CHUNK sectors"
+# noalign: file data is placed one after the other, across chunk boundaries.
+xfs_mount /dev/mapper/dpf-stripe "-m rmapbt=1 -d noalign"
+ktap_test_result "$name: dm claims both members, XFS claims $sdm" \
+	[ "$(dpf_claims "$p0" dm)" = 1 ] && [ "$(dpf_claims "$p1" dm)" = 1 ] &&
+	[ "$(dpf_claims "$sdm" holder)" = 1 ]
+victim=$(file_on_member victim 0)
+other=$(file_on_member other 1)
+ktap_print_msg "$name: victim ${victim:-none} on $p0, other ${other:-none} on $p1"
+before=$(dpf_counter "$sdm" live dispatches)
+trace_on
+if [ -n "$victim" ] && [ -n "$other" ]; then
+	run_probe "$name: MADV_HWPOISON on $p0: SIGBUS at the page, file on $p1 readable" \
+		"$POISON" -p 3 "$victim" "$other"
+else
+	ktap_test_fail "$name: no files on both members"
+fi
+trace_off
+after=$(dpf_counter "$sdm" live dispatches)
+ktap_print_msg "$name: trace: $(grep 'dax_failure_dispatch:' "$TRACE/trace" |
+	sed 's/.*dax_failure_dispatch: //' | tr '\n' ';')"
+ktap_test_result "$name: MADV_HWPOISON: one page from $p0 to dm, one from $sdm to XFS" \
+	[ -n "$before" ] && [ "$after" = $((before + 1)) ] &&
+	[ "$(grep -c "dev=$sdm offset=0x[0-9a-f]* len=0x1000 .*owner=holder ret=0" "$TRACE/trace")" = 1 ] &&
+	[ "$(grep -c "dev=$p0 offset=0x[0-9a-f]* len=0x1000 .*owner=dm ret=0" "$TRACE/trace")" = 1 ]
+removal "$name, remove $p0" "$p0" "$sdm"
+ktap_test_result "$name: dmsetup remove after removal" dm_remove dpf-stripe
+dax_rebind "$REBIND"
+
+# 4. dm-linear on top of dm-stripe: a member's removal climbs both levels.
+name="dm-linear over dm-stripe"
+stripe_setup
+dm_create dpf-top "0 $stripe_len linear /dev/mapper/dpf-stripe 0"
+tdm=$(dm_kname dpf-top)
+xfs_mount /dev/mapper/dpf-top "-m rmapbt=1"
+ktap_test_result "$name: $sdm claims both members, $tdm claims $sdm, XFS claims $tdm" \
+	[ "$(dpf_claims "$p0" dm)" = 1 ] && [ "$(dpf_claims "$p1" dm)" = 1 ] &&
+	[ "$(dpf_claims "$sdm" dm)" = 1 ] && [ "$(dpf_claims "$tdm" holder)" = 1 ]
+removal "$name, remove $p1" "$p1" "$sdm $tdm"
+ktap_test_result "$name: dmsetup remove of both levels" \
+	dm_remove dpf-top && dm_remove dpf-stripe
+dax_rebind "$REBIND"
+
+# 5. Table reloads under a live mapping: the same table (the claim is handed
+#    over) and a split table (claims replaced); then poison is delivered
+#    once, to the current table.
+name="dm-linear reload"
+dax_setup_namespaces fsdax 1024M
+len=$(sectors "$pmem")
+cut=$((len / 2 / 8 * 8))
+dm_create dpf-reload "0 $len linear /dev/$pmem 0"
+dm=$(dm_kname dpf-reload)
+xfs_mount /dev/mapper/dpf-reload "-m rmapbt=1"
+other=$MNT/other
+xfs_io -f -c "falloc 0 4m" "$other"
+same="0 $len linear /dev/$pmem 0"
+split="0 $cut linear /dev/$pmem 0
+$cut $((len - cut)) linear /dev/$pmem $cut"
+n=0
+for table in same split; do
+	n=$((n + 1))
+	eval "t=\$$table"
+	victim=$MNT/victim$n
+	xfs_io -f -c "falloc 0 4m" "$victim"
+	before=$(dpf_counter "$dm" live dispatches)
+	trace_on
+	run_probe "$name ($table table) under the mapping: SIGBUS at the page, other file readable" \
+		"$POISON" -p 5 -c "echo '$t' | dmsetup reload --noudevsync dpf-reload &&
+			dmsetup resume --noudevsync dpf-reload" "$victim" "$other"
+	trace_off
+	after=$(dpf_counter "$dm" live dispatches)
+	want=1
+	[ $table = split ] && want=2
+	ktap_print_msg "$name ($table): $pmem claims by dm $(dpf_claims "$pmem" dm)," \
+		"$dm dispatches ${before:-?} -> ${after:-?}, traced $(traced "$dm" holder)"
+	ktap_test_result "$name ($table table): delivered once, to the current table's owner" \
+		[ "$(dpf_claims "$pmem" dm)" = $want ] && [ -n "$before" ] &&
+		[ "$after" = $((before + 1)) ] && [ "$(traced "$dm" holder)" = 1 ] &&
+		[ "$(traced "$pmem" dm)" = 1 ]
+done
+ktap_test_result "$name: the live table is the split one" \
+	[ "$(dmsetup table dpf-reload | wc -l)" = 2 ]
+umount "$MNT"
+ktap_test_result "$name: dmsetup remove drops every claim" \
+	dm_remove dpf-reload && [ "$(dpf_claims "$pmem" dm)" = 0 ]
+
+ktap_finished
