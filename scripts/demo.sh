@@ -20,6 +20,7 @@ xfs-rmapbt1-lastag off,pfn,ranged  120 XFS rmapbt=1, file data in the last alloc
 xfs-rmapbt1-ag0    off,ranged       60 XFS rmapbt=1, file data in allocation group 0
 xfs-rmapbt0        off,ranged       60 XFS rmapbt=0 (the mkfs default)
 dm-linear          off,ranged       60 XFS rmapbt=1 on dm-linear over pmem
+dm-stripe          off,ranged       60 XFS rmapbt=1 on dm-stripe over two pmem devices, one removed
 "
 only=${DPF_DEMO_SCENARIOS:-}
 

@@ -49,6 +49,14 @@ make_files() {
 	done
 }
 
+# No udev in the guest: dmsetup makes the /dev/mapper node itself.
+dm_create() {	# dm_create NAME TABLE
+	dmsetup create --noudevsync "$1" --table "$2" && dmsetup mknodes "$1" ||
+		{ echo "DEMO error dmsetup failed"; exit 1; }
+	dmname=$1
+}
+
+dmname=
 case "$scenario" in
 devdax)
 	dax_setup_namespaces devdax 1024M
@@ -71,12 +79,23 @@ dm-linear)
 	dax_setup_namespaces fsdax all
 	target=$pmem
 	sectors=$(cat "/sys/block/$pmem/size")
-	# No udev in the guest: dmsetup makes the /dev/mapper node itself.
-	dmsetup create --noudevsync demo-linear --table "0 $sectors linear /dev/$pmem 0" &&
-		dmsetup mknodes demo-linear ||
-		{ echo "DEMO error dmsetup failed"; exit 1; }
+	dm_create demo-linear "0 $sectors linear /dev/$pmem 0"
 	mount_xfs /dev/mapper/demo-linear -m rmapbt=1
 	make_files $(($(dax_agcount /dev/mapper/demo-linear) - 1))
+	paths=$files
+	;;
+dm-stripe)
+	# Two namespaces striped in 12 MiB chunks; the first one is removed.
+	chunk=24576
+	dax_setup_namespaces fsdax 896M fsdax all
+	set -- $pmems
+	target=$1
+	width=$(cat "/sys/block/$1/size")
+	[ "$(cat "/sys/block/$2/size")" -lt "$width" ] && width=$(cat "/sys/block/$2/size")
+	width=$((width / chunk * chunk))
+	dm_create demo-stripe "0 $((2 * width)) striped 2 $chunk /dev/$1 0 /dev/$2 0"
+	mount_xfs /dev/mapper/demo-stripe -m rmapbt=1
+	make_files $(($(dax_agcount /dev/mapper/demo-stripe) - 1))
 	paths=$files
 	;;
 *)
@@ -94,6 +113,12 @@ echo "DEMO probe-exit $?"
 counters=$(grep "^$target state=" /sys/kernel/debug/dev_pagemap_failure/devices 2>/dev/null |
 	head -n1)
 echo "DEMO counters ${counters:-none (no registry for $target)}"
+if [ -n "$dmname" ]; then
+	dm=dm-$(dmsetup info -c --noheadings -o minor "$dmname" | tr -d ' ')
+	counters=$(grep "^$dm state=" /sys/kernel/debug/dev_pagemap_failure/devices 2>/dev/null |
+		head -n1)
+	echo "DEMO counters ${counters:-none (no registry for $dm)}"
+fi
 if mountpoint -q "$MNT" 2>/dev/null; then
 	if umount "$MNT" 2>/dev/null; then
 		echo "DEMO umount ok"
@@ -101,8 +126,8 @@ if mountpoint -q "$MNT" 2>/dev/null; then
 		echo "DEMO umount failed: $(umount "$MNT" 2>&1)"
 	fi
 fi
-if [ "$scenario" = dm-linear ]; then
-	if dmsetup remove --noudevsync demo-linear 2>&1; then
+if [ -n "$dmname" ]; then
+	if dmsetup remove --noudevsync "$dmname" 2>&1; then
 		echo "DEMO dmsetup-remove ok"
 	else
 		echo "DEMO dmsetup-remove failed"
