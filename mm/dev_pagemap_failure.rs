@@ -1291,6 +1291,109 @@ mod tests {
         Ok(())
     }
 
+    /// The route claimants' handler, as device-mapper's: passes the failure up the route.
+    ///
+    /// # Safety
+    ///
+    /// `data` points to a live `struct dax_failure_route` whose upper device is live.
+    unsafe extern "C" fn route(
+        _dax_dev: *mut bindings::dax_device,
+        data: *mut c_void,
+        offset: u64,
+        len: u64,
+        flags: c_int,
+    ) -> c_int {
+        // SAFETY: Every route claim is made with a pointer to a live route as `data`.
+        unsafe { dax_failure_route(data.cast_const().cast(), offset, len, flags) }
+    }
+
+    // SAFETY: The ops are immutable and the name is a static string.
+    static ROUTE_OPS: SyncOps = SyncOps(bindings::dax_failure_ops {
+        #[allow(clippy::disallowed_methods)]
+        name: c"kunit-route".as_ptr().cast(),
+        notify_failure: Some(route),
+    });
+
+    #[test]
+    fn failures_climb_a_striped_route() -> Result {
+        // The recorders and the route outlive the devices, whose teardown may still call them.
+        let (top, a, b) = (Recorder::new(), Recorder::new(), Recorder::new());
+        // Member 1 of a 2-way stripe with 8 KiB chunks: 32 KiB of the lower device from
+        // 64 KiB; the target is the first 64 KiB of the upper device.
+        let mut route = bindings::dax_failure_route {
+            upper: core::ptr::null_mut(),
+            lower_start: 0x10000,
+            lower_len: 0x8000,
+            target_start: 0,
+            target_len: 0x10000,
+            chunk: 0x2000,
+            stripes: 2,
+            member: 1,
+        };
+        let (lower, upper) = (TestDax::new()?, TestDax::new()?);
+        route.upper = upper.0;
+        let route_data = (&raw mut route).cast::<c_void>();
+        assert_eq!(upper.register(0, 0x100000, &top), 0);
+        // SAFETY: Both devices are live; `route` outlives the claim (unregistered below).
+        let ret = unsafe {
+            dax_failure_register(lower.0, 0x10000, 0x8000, &raw const ROUTE_OPS.0, route_data)
+        };
+        assert_eq!(ret, 0);
+
+        // Chunk 1 of the member is chunk 3 of the target.
+        assert_eq!(lower.notify(0x12000, 0x1000, 0), 0);
+        assert_eq!(top.seen(), (1, 0x6000, 0x1000));
+        // Outside the route: nobody above, so the lower device sees -EOPNOTSUPP.
+        assert_eq!(lower.notify(0x20000, 0x1000, 0), EOPNOTSUPP.to_errno());
+        assert_eq!(top.seen().0, 1);
+        // All of the member: the whole target, in one call.
+        assert_eq!(lower.notify(0, 0x100000, 0), 0);
+        assert_eq!(top.seen(), (2, 0, 0x10000));
+
+        // A malformed route is refused with -EINVAL, never translated.
+        route.member = 2;
+        // SAFETY: `route` is valid and its upper device live.
+        let ret = unsafe { dax_failure_route(&raw const route, 0x12000, 0x1000, 0) };
+        assert_eq!(ret, EINVAL.to_errno());
+        route.member = 1;
+
+        // Atomic hand-over of a claim: the new owner gets the failure, the old one not.
+        assert_eq!(upper.unregister(0, 0x100000, &top), 0);
+        assert_eq!(upper.register(0x20000, 0x1000, &a), 0);
+        // SAFETY: The device is live; `RECORD_OPS` is static and `b` outlives the claim.
+        let ret = unsafe {
+            dax_failure_replace(
+                upper.0,
+                0x20000,
+                0x1000,
+                a.data(),
+                &raw const RECORD_OPS.0,
+                b.data(),
+            )
+        };
+        assert_eq!(ret, 0);
+        // SAFETY: As above; `a` no longer owns the claim, so this must fail.
+        let ret = unsafe {
+            dax_failure_replace(
+                upper.0,
+                0x20000,
+                0x1000,
+                a.data(),
+                &raw const RECORD_OPS.0,
+                b.data(),
+            )
+        };
+        assert_eq!(ret, ENOENT.to_errno());
+        assert_eq!(upper.notify(0x20000, 0x1000, 0), 0);
+        assert_eq!((a.seen().0, b.seen()), (0, (1, 0x20000, 0x1000)));
+        assert_eq!(upper.unregister(0x20000, 0x1000, &b), 0);
+
+        // SAFETY: The device is live.
+        let ret = unsafe { dax_failure_unregister(lower.0, 0x10000, 0x8000, route_data) };
+        assert_eq!(ret, 0);
+        Ok(())
+    }
+
     /// Sleeps until `cond` holds, for at most about `ms` milliseconds.
     fn wait_until(ms: u32, cond: impl Fn() -> bool) -> bool {
         for _ in 0..ms {
