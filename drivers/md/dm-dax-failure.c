@@ -128,7 +128,7 @@ static int dm_dax_failure_build(struct dm_table *t)
 			/* dax_failure_route() passes it on over the target. */
 			walk.stripes = 1;
 			walk.chunk = 0;
-			DMWARN("%s: %s target cannot translate DAX failures; they are passed on over the whole target",
+			DMWARN("%s: %s target: DAX failures go to the whole target",
 			       dm_device_name(t->md), ti->type->name);
 		}
 		r = ti->type->iterate_devices(ti, dm_dax_failure_add, &walk);
@@ -208,7 +208,7 @@ void dm_dax_failure_handover(struct dm_table *old, struct dm_table *new)
 					 claim->route.lower_len,
 					 &dm_dax_failure_ops, claim);
 		if (r)
-			DMWARN("%s: DAX failures of bytes %llu+%llu of a device below do not reach this device: %d",
+			DMWARN("%s: cannot claim bytes %llu+%llu below: %d",
 			       name, claim->route.lower_start,
 			       claim->route.lower_len, r);
 		else
