@@ -36,6 +36,12 @@ run_probe() {
 	ktap_test_result "$title" [ $rc -eq 0 ]
 }
 
+# result TITLE: one test result, from the exit status of the command before.
+result() {
+	local rc=$?
+	ktap_test_result "$1" [ $rc -eq 0 ]
+}
+
 dmesg_has() {
 	dmesg | grep -q "$1"
 }
@@ -154,8 +160,8 @@ removal() {
 	[ -n "$vbefore" ] && [ "$vafter" = $((vbefore + 1)) ] && [ "$errors" = 0 ] &&
 		[ "$kills" -eq 0 ] || ok=0
 	ktap_test_result "$name: one call per owner down the stack, no per-page kills" [ $ok = 1 ]
-	ktap_test_result "$name: XFS on the dm device shuts down" \
-		dmesg_has "Block device removal (0x20) detected"
+	dmesg_has "Block device removal (0x20) detected"
+	result "$name: XFS on the dm device shuts down"
 	ktap_test_result "$name: filesystem unmounts after removal" umount "$MNT"
 }
 
@@ -173,8 +179,8 @@ for rmapbt in 1 0; do
 	xfs_mount /dev/mapper/dpf-linear "-m rmapbt=$rmapbt"
 	ktap_print_msg "$name: $pmem -> $dm: $(grep -A1 "^$pmem state=live" "$DEVICES" |
 		tr '\n' ' ')"
-	ktap_test_result "$name: dm claims $pmem, XFS claims $dm" \
-		[ "$(dpf_claims "$pmem" dm)" = 1 ] && [ "$(dpf_claims "$dm" holder)" = 1 ]
+	[ "$(dpf_claims "$pmem" dm)" = 1 ] && [ "$(dpf_claims "$dm" holder)" = 1 ]
+	result "$name: dm claims $pmem, XFS claims $dm"
 	removal "$name" "$pmem" "$dm"
 	ktap_test_result "$name: dmsetup remove after removal" dm_remove dpf-linear
 	dax_rebind "$REBIND"
@@ -195,8 +201,8 @@ before=$(dpf_counter "$dm" live dispatches)
 run_probe "$name: poison in the mapped half: SIGBUS at the page, other file readable" \
 	"$POISON" -p 8 -n 4 -i "$INJECT" "$victim" "$other"
 after=$(dpf_counter "$dm" live dispatches)
-ktap_test_result "$name: poison in the mapped half reaches XFS in one call" \
-	[ -n "$before" ] && [ "$after" = $((before + 1)) ]
+[ -n "$before" ] && [ "$after" = $((before + 1)) ]
+result "$name: poison in the mapped half reaches XFS in one call"
 # The pfn of byte 0 of the pmem device: a file's first pfn minus its offset.
 pfn=$("$POISON" -P "$other")
 phys=$(dax_file_phys "$other")
@@ -211,9 +217,9 @@ dm_after=$(dpf_counter "$dm" live dispatches)
 fb_after=$(dpf_counter "$pmem" live fallback_pages)
 ktap_print_msg "$name: $dm dispatches ${dm_before:-?} -> ${dm_after:-?}," \
 	"$pmem fallback pages ${fb_before:-?} -> ${fb_after:-?}"
-ktap_test_result "$name: poison in the unmapped half goes to the fallback, not to dm" \
-	[ -n "$dm_before" ] && [ "$dm_after" = "$dm_before" ] &&
+[ -n "$dm_before" ] && [ "$dm_after" = "$dm_before" ] &&
 	[ -n "$fb_before" ] && [ "$fb_after" = $((fb_before + 2)) ]
+result "$name: poison in the unmapped half goes to the fallback, not to dm"
 umount "$MNT"
 ktap_test_result "$name: dmsetup remove" dm_remove dpf-half
 
@@ -237,9 +243,9 @@ stripe_setup
 ktap_print_msg "$name: $p0 + $p1 -> $sdm, chunk $CHUNK sectors"
 # noalign: file data is placed one after the other, across chunk boundaries.
 xfs_mount /dev/mapper/dpf-stripe "-m rmapbt=1 -d noalign"
-ktap_test_result "$name: dm claims both members, XFS claims $sdm" \
-	[ "$(dpf_claims "$p0" dm)" = 1 ] && [ "$(dpf_claims "$p1" dm)" = 1 ] &&
+[ "$(dpf_claims "$p0" dm)" = 1 ] && [ "$(dpf_claims "$p1" dm)" = 1 ] &&
 	[ "$(dpf_claims "$sdm" holder)" = 1 ]
+result "$name: dm claims both members, XFS claims $sdm"
 victim=$(file_on_member victim 0)
 other=$(file_on_member other 1)
 ktap_print_msg "$name: victim ${victim:-none} on $p0, other ${other:-none} on $p1"
@@ -255,10 +261,10 @@ trace_off
 after=$(dpf_counter "$sdm" live dispatches)
 ktap_print_msg "$name: trace: $(grep 'dax_failure_dispatch:' "$TRACE/trace" |
 	sed 's/.*dax_failure_dispatch: //' | tr '\n' ';')"
-ktap_test_result "$name: MADV_HWPOISON: one page from $p0 to dm, one from $sdm to XFS" \
-	[ -n "$before" ] && [ "$after" = $((before + 1)) ] &&
+[ -n "$before" ] && [ "$after" = $((before + 1)) ] &&
 	[ "$(grep -c "dev=$sdm offset=0x[0-9a-f]* len=0x1000 .*owner=holder ret=0" "$TRACE/trace")" = 1 ] &&
 	[ "$(grep -c "dev=$p0 offset=0x[0-9a-f]* len=0x1000 .*owner=dm ret=0" "$TRACE/trace")" = 1 ]
+result "$name: MADV_HWPOISON: one page from $p0 to dm, one from $sdm to XFS"
 removal "$name, remove $p0" "$p0" "$sdm"
 ktap_test_result "$name: dmsetup remove after removal" dm_remove dpf-stripe
 dax_rebind "$REBIND"
@@ -269,12 +275,12 @@ stripe_setup
 dm_create dpf-top "0 $stripe_len linear /dev/mapper/dpf-stripe 0"
 tdm=$(dm_kname dpf-top)
 xfs_mount /dev/mapper/dpf-top "-m rmapbt=1"
-ktap_test_result "$name: $sdm claims both members, $tdm claims $sdm, XFS claims $tdm" \
-	[ "$(dpf_claims "$p0" dm)" = 1 ] && [ "$(dpf_claims "$p1" dm)" = 1 ] &&
+[ "$(dpf_claims "$p0" dm)" = 1 ] && [ "$(dpf_claims "$p1" dm)" = 1 ] &&
 	[ "$(dpf_claims "$sdm" dm)" = 1 ] && [ "$(dpf_claims "$tdm" holder)" = 1 ]
+result "$name: $sdm claims both members, $tdm claims $sdm, XFS claims $tdm"
 removal "$name, remove $p1" "$p1" "$sdm $tdm"
-ktap_test_result "$name: dmsetup remove of both levels" \
-	dm_remove dpf-top && dm_remove dpf-stripe
+dm_remove dpf-top && dm_remove dpf-stripe
+result "$name: dmsetup remove of both levels"
 dax_rebind "$REBIND"
 
 # 5. Table reloads under a live mapping: the same table (the claim is handed
@@ -309,15 +315,15 @@ for table in same split; do
 	[ $table = split ] && want=2
 	ktap_print_msg "$name ($table): $pmem claims by dm $(dpf_claims "$pmem" dm)," \
 		"$dm dispatches ${before:-?} -> ${after:-?}, traced $(traced "$dm" holder)"
-	ktap_test_result "$name ($table table): delivered once, to the current table's owner" \
-		[ "$(dpf_claims "$pmem" dm)" = $want ] && [ -n "$before" ] &&
+	[ "$(dpf_claims "$pmem" dm)" = $want ] && [ -n "$before" ] &&
 		[ "$after" = $((before + 1)) ] && [ "$(traced "$dm" holder)" = 1 ] &&
 		[ "$(traced "$pmem" dm)" = 1 ]
+	result "$name ($table table): delivered once, to the current table's owner"
 done
 ktap_test_result "$name: the live table is the split one" \
 	[ "$(dmsetup table dpf-reload | wc -l)" = 2 ]
 umount "$MNT"
-ktap_test_result "$name: dmsetup remove drops every claim" \
-	dm_remove dpf-reload && [ "$(dpf_claims "$pmem" dm)" = 0 ]
+dm_remove dpf-reload && [ "$(dpf_claims "$pmem" dm)" = 0 ]
+result "$name: dmsetup remove drops every claim"
 
 ktap_finished
