@@ -4,6 +4,7 @@
 #
 #   make demo     build, boot, remove pmem under live mappings, report
 #   make check    every test; ends with "N passed, N failed"
+#   make bench    removal, poison-storm and lookup cost against upstream, side by side
 #
 # See README.md. Downloads, ccache and kernel build trees live in
 # $(DPF_CACHE) (default ~/.cache/dev-pagemap-failure), outside the clone.
@@ -15,7 +16,7 @@ SCRIPT ?= check
 TIMEOUT ?= 900
 
 .PHONY: all deps source tree kernel kernel-release kernel-debug initramfs \
-	vm shell check demo patches refresh-patches host-test help
+	vm shell check demo bench patches refresh-patches host-test help
 
 all: help
 
@@ -58,6 +59,9 @@ check:
 
 demo: deps
 	@$(S)/demo.sh
+
+bench: deps
+	@$(S)/bench.sh
 
 patches: source
 	@$(S)/patches.sh

@@ -77,6 +77,7 @@ static REGISTRIES_READY: kernel::sync::atomic::Atomic<bool> =
 struct DevPagemapFailureModule {
     _devices: Pin<KBox<debugfs::File<DevicesFile>>>,
     _inject: Option<Pin<KBox<debugfs::File<InjectRangeFile>>>>,
+    _bench_lookup: Option<Pin<KBox<debugfs::File<BenchLookupFile>>>>,
     _dir: debugfs::Dir,
 }
 
@@ -101,9 +102,23 @@ impl kernel::Module for DevPagemapFailureModule {
         } else {
             None
         };
+        let bench_lookup = if cfg!(CONFIG_DEV_PAGEMAP_FAILURE_INJECT) {
+            Some(KBox::pin_init(
+                dir.read_write_callback_file(
+                    c"bench_lookup",
+                    BenchLookupFile::new(),
+                    &BenchLookupFile::show,
+                    &BenchLookupFile::write,
+                ),
+                GFP_KERNEL,
+            )?)
+        } else {
+            None
+        };
         Ok(Self {
             _devices: devices,
             _inject: inject,
+            _bench_lookup: bench_lookup,
             _dir: dir,
         })
     }
@@ -179,6 +194,115 @@ impl InjectRangeFile {
         // SAFETY: `memory_failure_range()` validates its arguments.
         let ret = unsafe { bindings::memory_failure_range(pfn, nr_pages, flags) };
         kernel::error::to_result(ret)
+    }
+}
+
+/// `/sys/kernel/debug/dev_pagemap_failure/bench_lookup`: the cost of dispatching one failed
+/// page as a function of the number of claims on a device. Writing `CLAIMS ITERATIONS` builds
+/// a private registry (no device) with CLAIMS one-page claims on every other page, then
+/// dispatches a one-page failure ITERATIONS times, each into another claim, to a handler that
+/// does nothing; reading gives `claims=N iterations=N ns_per_dispatch=N` of the last run. For
+/// benchmarks only (`CONFIG_DEV_PAGEMAP_FAILURE_INJECT`, root-only debugfs).
+struct BenchLookupFile {
+    claims: kernel::sync::atomic::Atomic<u64>,
+    iterations: kernel::sync::atomic::Atomic<u64>,
+    ns_per_dispatch: kernel::sync::atomic::Atomic<u64>,
+}
+
+/// The largest claim count `bench_lookup` accepts.
+const BENCH_MAX_CLAIMS: u64 = 1 << 20;
+
+/// The benchmark claimants' handler: does nothing.
+unsafe extern "C" fn bench_handler(
+    _dax_dev: *mut bindings::dax_device,
+    _data: *mut c_void,
+    _offset: u64,
+    _len: u64,
+    _flags: c_int,
+) -> c_int {
+    0
+}
+
+/// The ops of the benchmark claims.
+struct BenchOps(bindings::dax_failure_ops);
+
+// SAFETY: The ops are immutable and the name is a static string.
+unsafe impl Sync for BenchOps {}
+
+static BENCH_OPS: BenchOps = BenchOps(bindings::dax_failure_ops {
+    // `as_char_ptr()` is not const; the kernel's `c_char` is `u8`, hence the cast.
+    #[allow(clippy::disallowed_methods)]
+    name: c"bench".as_ptr().cast(),
+    notify_failure: Some(bench_handler),
+});
+
+impl BenchLookupFile {
+    fn new() -> Self {
+        use kernel::sync::atomic::Atomic;
+        Self {
+            claims: Atomic::new(0),
+            iterations: Atomic::new(0),
+            ns_per_dispatch: Atomic::new(0),
+        }
+    }
+
+    fn show(this: &Self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "claims={} iterations={} ns_per_dispatch={}",
+            this.claims.load(Relaxed),
+            this.iterations.load(Relaxed),
+            this.ns_per_dispatch.load(Relaxed)
+        )
+    }
+
+    fn write(this: &Self, reader: &mut kernel::uaccess::UserSliceReader) -> Result {
+        let mut buf = [0u8; 64];
+        let len = reader.len();
+        if len == 0 || len > buf.len() {
+            return Err(EINVAL);
+        }
+        reader.read_slice(&mut buf[..len])?;
+        let text = core::str::from_utf8(&buf[..len]).map_err(|_| EINVAL)?;
+        let mut words = text.split_ascii_whitespace();
+        let (Some(claims), Some(iterations), None) = (words.next(), words.next(), words.next())
+        else {
+            return Err(EINVAL);
+        };
+        let (claims, iterations) = (parse_u64(claims)?, parse_u64(iterations)?);
+        if claims == 0 || claims > BENCH_MAX_CLAIMS || iterations == 0 {
+            return Err(EINVAL);
+        }
+        let page = 1u64 << PAGE_SHIFT;
+        let registry = Registry::new()?;
+        // SAFETY: `BENCH_OPS` is static and has a handler; `data` is never dereferenced.
+        let owner = unsafe { Owner::new(&raw const BENCH_OPS.0, core::ptr::null_mut()) };
+        // No overflow below: `k < claims <= 2^20`, so `k * 2 * page < 2^33`.
+        for k in 0..claims {
+            let range = Range::from_len(k * 2 * page, page).map_err(|_| EINVAL)?;
+            registry.register(range, owner).map_err(Error::from)?;
+            kernel::task::might_sleep();
+        }
+        // A stride that is prime to any claim count below it visits the claims in a scattered
+        // order, so that no cache line of the tree stays hot by accident.
+        let stride = 7919 % claims;
+        let mut k = 0u64;
+        let start = kernel::time::Instant::<kernel::time::Monotonic>::now();
+        for _ in 0..iterations {
+            let failure = Range::from_len(k * 2 * page, page).map_err(|_| EINVAL)?;
+            // SAFETY: The handler ignores the device; no device is passed.
+            unsafe {
+                registry.dispatch(core::ptr::null_mut(), failure, 0, |_| Ok(()), |_, _, _| {})
+            }
+            .map_err(Error::from)?;
+            k = (k + stride.max(1)) % claims;
+        }
+        let ns = start.elapsed().as_nanos();
+        let per = u64::try_from(ns).unwrap_or(0) / iterations;
+        this.claims.store(claims, Relaxed);
+        this.iterations.store(iterations, Relaxed);
+        this.ns_per_dispatch.store(per, Relaxed);
+        Ok(())
     }
 }
 

@@ -13,6 +13,8 @@ PACKAGES=(
 	# guest and tests
 	qemu-system-x86 busybox-static ndctl daxctl xfsprogs dmsetup
 	python3 file python3-ply python3-git
+	# make bench: the plot
+	gnuplot-nox
 )
 
 missing=()

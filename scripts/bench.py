@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Summarise the guest runs of `make bench`.
+
+usage: bench.py RUNS_DIR OUT_DIR COMMIT AG0_CAP_S
+
+Reads the "BENCH ..." lines of RUNS_DIR/*/results.log (scripts/guest/bench.sh)
+and writes OUT_DIR/results.json (every sample, medians, minima, maxima and
+ratios), OUT_DIR/table.txt (printed too) and OUT_DIR/removal.png (gnuplot).
+Every figure is a median of the repetitions with min and max; ratios are of
+medians. Absolute times are QEMU TCG guest times; only ratios carry over.
+Exits non-zero if a run is missing or a measurement failed.
+"""
+import datetime
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+MODES = ("off", "pfn", "ranged", "munmap")
+
+
+def parse(line):
+    """'BENCH kind a=1 b=x' -> ('kind', {'a': '1', 'b': 'x'})"""
+    words = line.split()
+    return words[1], dict(w.split("=", 1) for w in words[2:] if "=" in w)
+
+
+def stats(values):
+    return {"median": statistics.median(values), "min": min(values),
+            "max": max(values), "n": len(values), "samples": values}
+
+
+def fmt_ms(s):
+    if s is None:
+        return "-"
+    return f"{s['median']:.1f} [{s['min']:.1f}-{s['max']:.1f}]"
+
+
+def ratio(a, b):
+    if not a or not b or b["median"] <= 0:
+        return None
+    return a["median"] / b["median"]
+
+
+def fmt_ratio(r):
+    return "-" if r is None else f"{r:.1f}x" if r >= 10 else f"{r:.2f}x"
+
+
+def main():
+    runs, out, commit, ag0_cap = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    errors, removal, storm, lookup, ag0 = [], {}, {}, {}, {}
+    sizes_seen = []
+    for run in sorted(runs.iterdir()):
+        log = run / "results.log"
+        status = (run / "status").read_text().strip() if (run / "status").exists() else "missing"
+        lines = [l for l in log.read_text(errors="replace").splitlines()
+                 if l.startswith("BENCH ")] if log.exists() else []
+        if run.name == "ag0":
+            started = any(l.startswith("BENCH ag0 started") for l in lines)
+            done = [parse(l)[1] for l in lines if l.startswith("BENCH ag0 size_mib")]
+            ag0 = {"status": status, "started": started, "cap_s": ag0_cap,
+                   "removal_ms": float(done[0]["removal_ms"]) if done else None}
+            continue
+        if status != "exit 0" or "BENCH done" not in lines:
+            errors.append(f"{run.name}: guest run did not finish ({status})")
+        for line in lines:
+            kind, kv = parse(line)
+            if kind == "error":
+                errors.append(f"{run.name}: {line}")
+            elif kind == "removal":
+                key = (int(kv["size_mib"]), int(kv["mapped_mib"]), kv["mode"])
+                ms = float(kv.get("munmap_ms") or kv.get("removal_ms"))
+                if kv["mode"] != "munmap" and (kv.get("ret") != "0" or
+                                              kv["revoked"].split("/")[0] != kv["revoked"].split("/")[1]):
+                    errors.append(f"{run.name}: not every mapping revoked: {line}")
+                removal.setdefault(key, []).append(ms)
+                if int(kv["size_mib"]) not in sizes_seen:
+                    sizes_seen.append(int(kv["size_mib"]))
+            elif kind == "storm":
+                key = (int(kv["pages"]), kv["mode"])
+                if kv.get("ret") != "0":
+                    errors.append(f"{run.name}: poison write failed: {line}")
+                storm.setdefault(key, {"ms": [], "calls": [], "extents": []})
+                storm[key]["ms"].append(float(kv["write_ms"]))
+                storm[key]["calls"].append(int(kv["handler_calls"]))
+                storm[key]["extents"].append(int(kv["extents"]))
+            elif kind == "lookup":
+                key = int(kv["claims"])
+                lookup.setdefault(key, []).append(float(kv["ns_per_dispatch"]))
+
+    sizes = sorted(sizes_seen)
+    rem = {f"{s}/{m}/{mode}": stats(v) for (s, m, mode), v in removal.items()}
+
+    def r(size, mapped, mode):
+        return rem.get(f"{size}/{mapped}/{mode}")
+
+    lines = []
+    lines.append("Removal under live mappings: guest ms, median [min-max] of "
+                 f"{max((len(v) for v in removal.values()), default=0)} runs; "
+                 "XFS rmapbt=1 dax=always, 2 processes, file data in the last AG")
+    lines.append(f"{'device':>7} {'mapped':>7} {'off (upstream)':>22} {'pfn':>22} {'ranged':>22} "
+                 f"{'munmap (limit)':>22} {'pfn/ranged':>10} {'off/ranged':>10} {'ranged/munmap':>13}")
+    ratios = {}
+    for s in sizes:
+        for m in (64, 512):
+            if not r(s, m, "ranged"):
+                continue
+            pr, orr, rm = (ratio(r(s, m, "pfn"), r(s, m, "ranged")),
+                           ratio(r(s, m, "off"), r(s, m, "ranged")),
+                           ratio(r(s, m, "ranged"), r(s, m, "munmap")))
+            ratios[f"{s}/{m}"] = {"pfn/ranged": pr, "off/ranged": orr, "ranged/munmap": rm}
+            lines.append(f"{s:>5}Mi {m:>5}Mi {fmt_ms(r(s, m, 'off')):>22} {fmt_ms(r(s, m, 'pfn')):>22} "
+                         f"{fmt_ms(r(s, m, 'ranged')):>22} {fmt_ms(r(s, m, 'munmap')):>22} "
+                         f"{fmt_ratio(pr):>10} {fmt_ratio(orr):>10} {fmt_ratio(rm):>13}")
+    growth = {}
+    if len(sizes) >= 2:
+        lo, hi = sizes[0], sizes[-1]
+        for m in (64, 512):
+            for mode in MODES:
+                g = ratio(r(hi, m, mode), r(lo, m, mode))
+                if g is not None:
+                    growth[f"{mode}/{m}"] = g
+        lines.append(f"Growth from the smallest to the largest device ({hi}/{lo} MiB = "
+                     f"{hi / lo:.1f}x the memory):")
+        for m in (64, 512):
+            lines.append(f"  {m} MiB mapped: " + ", ".join(
+                f"{mode} {fmt_ratio(growth.get(f'{mode}/{m}'))}" for mode in MODES))
+    if ag0:
+        if ag0["removal_ms"] is not None:
+            lines.append(f"Upstream (off) with the data in AG 0, 1 GiB device: {ag0['removal_ms']:.0f} ms")
+        else:
+            lines.append(f"Upstream (off) with the data in AG 0, 1 GiB device: > {ag0['cap_s']} s "
+                         f"(did not return; boot cut off at the cap, status {ag0['status']})")
+
+    st = {}
+    if storm:
+        lines.append("")
+        lines.append("Poison storm on an unmapped file, N contiguous pages: guest ms, median [min-max]")
+        lines.append(f"{'pages':>7} {'page by page (pfn)':>24} {'calls':>7} {'memory_failure_range':>24} "
+                     f"{'calls':>7} {'ratio':>8}")
+        for n in sorted({k[0] for k in storm}):
+            p, g = storm.get((n, "pfn")), storm.get((n, "ranged"))
+            ps, gs = (stats(p["ms"]) if p else None), (stats(g["ms"]) if g else None)
+            st[str(n)] = {"pfn": ps, "ranged": gs,
+                          "pfn_calls": statistics.median(p["calls"]) if p else None,
+                          "ranged_calls": statistics.median(g["calls"]) if g else None,
+                          "extents": max(g["extents"]) if g else None,
+                          "pfn/ranged": ratio(ps, gs)}
+            lines.append(f"{n:>7} {fmt_ms(ps):>24} {st[str(n)]['pfn_calls'] or '-':>7} {fmt_ms(gs):>24} "
+                         f"{st[str(n)]['ranged_calls'] or '-':>7} {fmt_ratio(ratio(ps, gs)):>8}")
+    lk = {}
+    if lookup:
+        lines.append("")
+        lines.append("Dispatch of one failed page: ns per dispatch, median [min-max]")
+        one = stats(lookup[min(lookup)])
+        for c in sorted(lookup):
+            s = stats(lookup[c])
+            lk[str(c)] = {**s, "vs_1": ratio(s, one)}
+            lines.append(f"{c:>7} claims: {s['median']:.0f} [{s['min']:.0f}-{s['max']:.0f}] ns, "
+                         f"{fmt_ratio(ratio(s, one))} of one claim")
+
+    # The issue's targets, each with what was measured.
+    targets = []
+
+    def target(name, value, ok):
+        targets.append({"target": name, "measured": value, "met": ok})
+
+    if sizes:
+        hi, lo = sizes[-1], sizes[0]
+        for m in (64, 512):
+            g = growth.get(f"ranged/{m}")
+            if g is not None:
+                target(f"ranged removal at {hi} MiB within 1.2x of {lo} MiB ({m} MiB mapped)",
+                       f"{g:.2f}x", g <= 1.2)
+        for s in sizes:
+            if s >= 4000:
+                pr = ratios.get(f"{s}/512", {}).get("pfn/ranged")
+                if pr is not None:
+                    target(f"ranged at least 100x faster than pfn at {s} MiB (512 MiB mapped)",
+                           f"{pr:.1f}x", pr >= 100)
+        grows = [ratios.get(f"{s}/512", {}).get("pfn/ranged") for s in sizes]
+        if all(x is not None for x in grows) and len(grows) >= 2:
+            target("the pfn/ranged gap grows with the device",
+                   " -> ".join(f"{x:.1f}x" for x in grows),
+                   all(b > a for a, b in zip(grows, grows[1:])))
+        for s in sizes:
+            for m in (64, 512):
+                rm = ratios.get(f"{s}/{m}", {}).get("ranged/munmap")
+                if rm is not None:
+                    target(f"ranged within 2x of munmap ({s} MiB device, {m} MiB mapped)",
+                           f"{rm:.2f}x", rm <= 2)
+    if "262144" in st and st["262144"]["pfn/ranged"] is not None:
+        x = st["262144"]["pfn/ranged"]
+        target("storm of 262144 pages at least 50x faster through memory_failure_range()",
+               f"{x:.1f}x", x >= 50)
+    if "10000" in lk and lk["10000"]["vs_1"] is not None:
+        x = lk["10000"]["vs_1"]
+        target("lookup with 10000 claims within 1.5x of one claim", f"{x:.2f}x", x <= 1.5)
+    lines.append("")
+    lines.append("Targets:")
+    for t in targets:
+        lines.append(f"  {'met   ' if t['met'] else 'MISSED'} {t['target']}: {t['measured']}")
+    for e in errors:
+        lines.append(f"ERROR: {e}")
+
+    date = datetime.date.today().isoformat()
+    header = (f"make bench, {date}, commit {commit}: release kernel in QEMU TCG (2 vCPUs, no KVM).\n"
+              "Absolute times are guest times under emulation; only the ratios carry over.\n")
+    table = header + "\n".join(lines) + "\n"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table.txt").write_text(table)
+    print(table, end="")
+    result = {"date": date, "commit": commit, "removal": rem, "ratios": ratios, "growth": growth,
+              "ag0": ag0, "storm": st, "lookup": lk, "targets": targets, "errors": errors}
+    (out / "results.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+
+    # The plot: removal time against device size, one line per mode.
+    data = out / "removal.dat"
+    with data.open("w") as f:
+        f.write("# size_gib " + " ".join(f"{mode}_64 {mode}_512" for mode in MODES) + "\n")
+        for s in sizes:
+            vals = []
+            for mode in MODES:
+                for m in (64, 512):
+                    v = r(s, m, mode)
+                    vals.append(f"{v['median']:.3f}" if v else "NaN")
+            f.write(f"{s / 1024:.2f} " + " ".join(vals) + "\n")
+    if shutil.which("gnuplot") and sizes:
+        plot = [
+            "set terminal pngcairo size 900,560 font ',11'" if has_cairo() else "set terminal png size 900,560",
+            f"set output '{out / 'removal.png'}'",
+            f"set title 'Removal of a pmem device under live XFS DAX mappings ({date}, {commit}, QEMU TCG)'",
+            "set xlabel 'emulated NVDIMM (GiB)'", "set ylabel 'guest ms (median, log scale)'",
+            "set logscale xy 2", "set logscale y 10", "set grid", "set key outside right",
+            "set xtics (1, 2, 4, 8)",
+        ]
+        cols, titles = [], {"off": "upstream (off)", "pfn": "pfn at a time", "ranged": "ranged",
+                            "munmap": "munmap (limit)"}
+        for i, mode in enumerate(MODES):
+            for j, m in enumerate((64, 512)):
+                col = 2 + 2 * i + j
+                cols.append(f"'{data}' using 1:{col} with linespoints lt {i + 1} dt {j + 1} pt {i + 4} "
+                            f"title '{titles[mode]}, {m} MiB mapped'")
+        plot.append("plot " + ", ".join(cols))
+        subprocess.run(["gnuplot"], input="\n".join(plot) + "\n", text=True, check=True)
+    else:
+        errors.append("gnuplot not found: no plot")
+    return 1 if errors else 0
+
+
+def has_cairo():
+    out = subprocess.run(["gnuplot", "-e", "set terminal"], capture_output=True, text=True)
+    return "pngcairo" in (out.stdout + out.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

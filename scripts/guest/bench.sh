@@ -1,0 +1,148 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# Guest side of `make bench`: one boot per NVDIMM size. Kernel parameters:
+#   dpf.bench=removal	removal of the namespace under P processes that map
+#			M MiB of XFS files in total, in every mode, and the
+#			same processes unmapping themselves (munmap)
+#   dpf.bench=storm	poison storms: N contiguous pages through one
+#			memory_failure_range() (mode ranged) against N
+#			single-page memory_failure() calls (mode pfn)
+#   dpf.bench=lookup	dispatch cost with 1, 100 and 10000 claims
+#   dpf.bench=ag0	one upstream removal (mode off) with the file data in
+#			allocation group 0, which loops; the host cuts it off
+#   dpf.reps=R		repetitions of every measurement
+# and several of them, comma-separated. Prints "BENCH key=value ..." lines
+# for scripts/bench.py.
+
+SEL=/dpf/selftests
+. "$SEL/dax_lib.sh"
+MNT=/mnt/bench
+PROCS=2
+INJECT=/sys/kernel/debug/dev_pagemap_failure/inject_range
+LOOKUP=/sys/kernel/debug/dev_pagemap_failure/bench_lookup
+
+benches=removal reps=5
+for arg in $(cat /proc/cmdline); do
+	case "$arg" in
+	dpf.bench=*) benches=$(echo "${arg#dpf.bench=}" | tr , ' ') ;;
+	dpf.reps=*) reps=${arg#dpf.reps=} ;;
+	esac
+done
+
+dax_setup_namespaces fsdax all
+[ -b "/dev/$pmem" ] || { echo "BENCH error no namespace"; exit 1; }
+unbind=$(dax_unbind_arg "$pmem")
+size_mib=$(($(cat "/sys/block/$pmem/size") / 2048))
+echo "BENCH device name=$pmem size_mib=$size_mib"
+
+wait_dev() {
+	for i in $(seq 1 50); do
+		[ -b "/dev/$pmem" ] && return 0
+		sleep 0.1
+	done
+	echo "BENCH error /dev/$pmem did not come back"
+	exit 1
+}
+
+fresh_xfs() {	# fresh_xfs MKFS_OPTS...
+	mkdir -p "$MNT"
+	mkfs.xfs -f -q -m rmapbt=1 "$@" "/dev/$pmem" &&
+		mount -o dax=always "/dev/$pmem" "$MNT" ||
+		{ echo "BENCH error mkfs/mount failed"; exit 1; }
+}
+
+# PROCS files of MIB each in allocation group AG; sets $files.
+make_files() {	# make_files MIB AG
+	files=
+	for p in $(seq 1 $PROCS); do
+		f=$(dax_file_in_ag "$MNT/p$p" "$1" "$2") ||
+			{ echo "BENCH error no file in AG $2"; exit 1; }
+		files="$files $f"
+	done
+}
+
+last_ag() {
+	echo $(($(dax_agcount "/dev/$pmem") - 1))
+}
+
+removal() {
+	for mapped in 64 512; do
+		for mode in off pfn ranged munmap; do
+			for rep in $(seq 1 "$reps"); do
+				fresh_xfs
+				make_files $((mapped / PROCS)) "$(last_ag)"
+				if [ $mode = munmap ]; then
+					dpf_set_mode ranged
+					# shellcheck disable=SC2086
+					out=$("$SEL/dax_bench" -s $((mapped / PROCS)) -u $files)
+					umount "$MNT"
+				else
+					dpf_set_mode $mode
+					# shellcheck disable=SC2086
+					out=$("$SEL/dax_bench" -s $((mapped / PROCS)) -r "$unbind" $files)
+					umount "$MNT"
+					dax_rebind "$unbind"
+					wait_dev
+				fi
+				echo "BENCH removal size_mib=$size_mib mapped_mib=$mapped procs=$PROCS" \
+					"mode=$mode rep=$rep $out"
+			done
+		done
+	done
+	dpf_set_mode ranged
+}
+
+storm() {
+	for n in 4096 262144; do
+		for mode in pfn ranged; do
+			for rep in $(seq 1 "$reps"); do
+				# Two allocation groups, so that the file is one extent.
+				fresh_xfs -d agcount=2
+				mkdir -p "$MNT/s"
+				xfs_io -f -c "falloc 0 $((n * 4))k" "$MNT/s/victim"
+				extents=$(xfs_io -c "bmap" "$MNT/s/victim" | grep -c '^ *[0-9]*:')
+				pfn=$("$SEL/dax_poison" -P "$MNT/s/victim")
+				before=$(dpf_counter "$pmem" live dispatches)
+				dpf_set_mode $mode
+				out=$("$SEL/dax_bench" -r "$INJECT=$pfn $n")
+				dpf_set_mode ranged
+				after=$(dpf_counter "$pmem" live dispatches)
+				echo "BENCH storm pages=$n mode=$mode rep=$rep extents=$extents" \
+					"handler_calls=$((after - before)) $out"
+				# Nothing maps the file, so no page is marked poisoned:
+				# the next repetition finds the same state.
+				umount "$MNT"
+			done
+		done
+	done
+}
+
+lookup() {
+	for claims in 1 100 10000; do
+		for rep in $(seq 1 "$reps"); do
+			echo "$claims 200000" > "$LOOKUP" || echo "BENCH error bench_lookup"
+			echo "BENCH lookup rep=$rep $(cat "$LOOKUP")"
+		done
+	done
+}
+
+# Upstream's removal with the data in allocation group 0: the rmap walk
+# wraps a 32-bit block number and loops; the host's timeout ends the boot.
+ag0() {
+	dpf_set_mode off
+	fresh_xfs
+	make_files 32 0
+	echo "BENCH ag0 started size_mib=$size_mib"
+	# shellcheck disable=SC2086
+	out=$("$SEL/dax_bench" -s 32 -r "$unbind" $files)
+	echo "BENCH ag0 size_mib=$size_mib $out"
+}
+
+for b in $benches; do
+	case $b in
+	removal | storm | lookup | ag0) $b ;;
+	*) echo "BENCH error unknown benchmark $b"; exit 1 ;;
+	esac
+done
+echo "BENCH done"

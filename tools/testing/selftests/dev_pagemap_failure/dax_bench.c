@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Benchmark helper: the cost of revoking DAX mappings.
+ *
+ *   dax_bench -s MiB -r FILE=VALUE PATH...
+ *	Fork one process per PATH; each maps MiB of it MAP_SHARED and writes
+ *	every page. Then write VALUE to FILE (a sysfs unbind: the removal) and
+ *	time the write. Afterwards each process touches 16 pages spread over
+ *	its mapping, which must all raise SIGBUS (the mappings are revoked).
+ *   dax_bench -s MiB -u PATH...
+ *	The same processes unmap their mappings themselves (munmap()): the
+ *	limit a removal cannot beat, since it must at least zap what is
+ *	mapped. Timed from the first process starting to unmap until the last
+ *	one has finished.
+ *
+ *   dax_bench -r FILE=VALUE
+ *	Only time the write of VALUE to FILE (e.g. a poison range to
+ *	dev_pagemap_failure's inject_range).
+ *
+ * Prints one line "removal_ms=T revoked=N/M ret=E", "munmap_ms=T" or
+ * "write_ms=T ret=E" and exits 0, or non-zero if anything failed (a mapping
+ * that survived a removal too).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_PROCS 16
+#define PROBES 16
+
+struct result {
+	double start_ms, end_ms;	/* munmap, CLOCK_MONOTONIC */
+	int sigbus;			/* probes that raised SIGBUS */
+	int err;
+};
+
+static sigjmp_buf fault_jmp;
+
+static void on_sigbus(int sig)
+{
+	(void)sig;
+	siglongjmp(fault_jmp, 1);
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Touch page P of MAP; true if it raised SIGBUS. */
+static bool faults(volatile char *map, long page_size, long p)
+{
+	if (sigsetjmp(fault_jmp, 1))
+		return true;
+	(void)map[p * page_size];
+	return false;
+}
+
+static void child(const char *path, size_t size, bool unmap, int ready_fd,
+		  int go_fd, int result_fd)
+{
+	long page_size = sysconf(_SC_PAGESIZE), pages = size / page_size;
+	struct result r = { 0 };
+	char *map, c;
+	int fd;
+
+	signal(SIGBUS, on_sigbus);
+	fd = open(path, O_RDWR);
+	map = fd < 0 ? MAP_FAILED :
+		mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) {
+		r.err = errno;
+	} else {
+		close(fd);
+		for (long p = 0; p < pages; p++)
+			map[p * page_size] = (char)p;
+	}
+	if (write(ready_fd, "r", 1) != 1 || read(go_fd, &c, 1) != 1)
+		exit(2);
+	if (!r.err && unmap) {
+		r.start_ms = now_ms();
+		if (munmap(map, size))
+			r.err = errno;
+		r.end_ms = now_ms();
+	} else if (!r.err) {
+		for (int i = 0; i < PROBES; i++)
+			r.sigbus += faults(map, page_size, i * (pages - 1) / (PROBES - 1));
+	}
+	if (write(result_fd, &r, sizeof(r)) != sizeof(r))
+		exit(2);
+	exit(0);
+}
+
+static int write_sysfs(const char *file, const char *value)
+{
+	int fd = open(file, O_WRONLY);
+	int ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, value, strlen(value)) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	int ready[2], go[2], res[2], opt, nprocs, sigbus = 0, failed = 0, ret = 0;
+	char *remove_file = NULL, *remove_value = NULL, c;
+	double t0 = 0, t1 = 0, first = 0, last = 0;
+	size_t size = 64 << 20;
+	bool unmap = false;
+
+	while ((opt = getopt(argc, argv, "s:r:u")) != -1) {
+		switch (opt) {
+		case 's':
+			size = strtoul(optarg, NULL, 0) << 20;
+			break;
+		case 'r':
+			remove_file = optarg;
+			remove_value = strchr(optarg, '=');
+			if (!remove_value)
+				goto usage;
+			*remove_value++ = '\0';
+			break;
+		case 'u':
+			unmap = true;
+			break;
+		default:
+			goto usage;
+		}
+	}
+	nprocs = argc - optind;
+	if (nprocs > MAX_PROCS || !size || unmap == !!remove_file ||
+	    (unmap && nprocs < 1))
+		goto usage;
+	if (!nprocs) {
+		t0 = now_ms();
+		ret = write_sysfs(remove_file, remove_value);
+		t1 = now_ms();
+		printf("write_ms=%.3f ret=%d\n", t1 - t0, ret);
+		return ret != 0;
+	}
+	if (pipe(ready) || pipe(go) || pipe(res))
+		return 1;
+	for (int i = 0; i < nprocs; i++)
+		if (fork() == 0)
+			child(argv[optind + i], size, unmap, ready[1], go[0], res[1]);
+	for (int i = 0; i < nprocs; i++)
+		if (read(ready[0], &c, 1) != 1)
+			return 1;
+	if (!unmap) {
+		t0 = now_ms();
+		ret = write_sysfs(remove_file, remove_value);
+		t1 = now_ms();
+	}
+	for (int i = 0; i < nprocs; i++)
+		if (write(go[1], "g", 1) != 1)
+			return 1;
+	for (int i = 0; i < nprocs; i++) {
+		struct result r;
+
+		if (read(res[0], &r, sizeof(r)) != sizeof(r))
+			return 1;
+		failed += r.err != 0;
+		sigbus += r.sigbus;
+		if (!i || r.start_ms < first)
+			first = r.start_ms;
+		if (!i || r.end_ms > last)
+			last = r.end_ms;
+	}
+	while (wait(NULL) > 0)
+		;
+	if (failed) {
+		fprintf(stderr, "%d processes failed to map or unmap\n", failed);
+		return 1;
+	}
+	if (unmap) {
+		printf("munmap_ms=%.3f\n", last - first);
+		return 0;
+	}
+	printf("removal_ms=%.3f revoked=%d/%d ret=%d\n", t1 - t0, sigbus,
+	       nprocs * PROBES, ret);
+	return ret || sigbus != nprocs * PROBES;
+usage:
+	fprintf(stderr, "usage: dax_bench -s MiB (-r FILE=VALUE | -u) PATH... | -r FILE=VALUE\n");
+	return 1;
+}
