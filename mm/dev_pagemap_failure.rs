@@ -465,16 +465,17 @@ unsafe fn owner_of(
 
 /// Gives the claim of exactly `[offset, offset + len)` that was made with `old_data` to
 /// `ops`/`data`, atomically: a failure dispatched meanwhile reaches the old owner or the new
-/// one, never neither. Waits for any call of the old owner's handler in flight; it is never
-/// called again. For device-mapper, which hands its claims from the old table to the new one.
+/// one, never neither. For device-mapper, which hands its claims from the old table to the
+/// new one. Does not wait for a call of the old owner's handler in flight (it may sleep on
+/// I/O to a suspended dm device): [`dax_failure_synchronize`] does, and `old_data` must stay
+/// valid until it returns.
 ///
 /// Returns 0, `-EINVAL` for a bad range or a missing handler, `-ENOENT` if no such claim
 /// exists.
 ///
 /// # Safety
 ///
-/// As for [`dax_failure_register`] for the new owner; must not be called from a handler of the
-/// same device.
+/// As for [`dax_failure_register`] for the new owner.
 #[export]
 pub unsafe extern "C" fn dax_failure_replace(
     dax_dev: *mut bindings::dax_device,
@@ -524,6 +525,50 @@ pub unsafe extern "C" fn dax_failure_unregister(
             "its owner",
             |registry, range| registry.unregister(range, data),
         )
+    }
+}
+
+/// Removes the claim of exactly `[offset, offset + len)` made with `data` without waiting for
+/// a call of its handler in flight; [`dax_failure_synchronize`] waits for it, and `data` must
+/// stay valid until then. For callers that must not sleep on the handlers.
+///
+/// Returns 0, `-EINVAL` for a bad range, `-ENOENT` if no such claim exists.
+///
+/// # Safety
+///
+/// `dax_dev` is null or a live dax_device the caller holds a reference to.
+#[export]
+pub unsafe extern "C" fn dax_failure_detach(
+    dax_dev: *mut bindings::dax_device,
+    offset: u64,
+    len: u64,
+    data: *mut c_void,
+) -> c_int {
+    // SAFETY: `dax_dev` is null or live (the caller's guarantee).
+    unsafe {
+        claim_op(
+            dax_dev,
+            offset,
+            len,
+            "detach",
+            "its owner",
+            |registry, range| registry.detach(range, data),
+        )
+    }
+}
+
+/// Waits until every call of a handler of `dax_dev` that started before has returned: after
+/// [`dax_failure_replace`] or [`dax_failure_detach`], the old owner is never called again.
+///
+/// # Safety
+///
+/// `dax_dev` is null or a dax_device the caller holds a reference to. Must not be called from
+/// a handler of the same device.
+#[export]
+pub unsafe extern "C" fn dax_failure_synchronize(dax_dev: *mut bindings::dax_device) {
+    // SAFETY: `dax_dev` is null or referenced (the caller's guarantee).
+    if let Ok(registry) = unsafe { registry_of(dax_dev) } {
+        registry.synchronize();
     }
 }
 
@@ -637,15 +682,16 @@ fn route_layout(
 
 /// Passes a failure of `[offset, offset + len)` of a lower dax_device up through a stacking
 /// driver's `route`: translated into the ranges of the upper device it affects (exact chunks
-/// of a striped target, the whole target when the failure covers all the target uses of the
+/// of a striped target; the whole target when a removal covers all the target uses of the
 /// lower device, see [`range::Route::upper_ranges`]) and dispatched through the upper
 /// device's registry, so that whoever claimed those ranges (a filesystem, another stacking
 /// driver) receives them. A target whose layout is unknown (`chunk == 0`) passes every
 /// failure on over its whole range, with a log line.
 ///
-/// Returns 0 if an owner above took the failure, the first error of one, or `-EOPNOTSUPP`
-/// if nobody above claims the ranges (or in mode `off`, where, as upstream, nothing above a
-/// stacking driver hears of it): the lower device then runs its fallback.
+/// Returns 0 if owners above took all of the failure, the first error of one, or
+/// `-EOPNOTSUPP` if any part of it was not taken (nobody above claims it, or its owner
+/// declined; and in mode `off`, where, as upstream, nothing above a stacking driver hears of
+/// it): the lower device then runs its fallback for the claim's range.
 ///
 /// # Safety
 ///
@@ -683,8 +729,9 @@ pub unsafe extern "C" fn dax_failure_route(
             return errno(EINVAL);
         }
     };
+    let removal = mf_flags & bindings::mf_flags_MF_MEM_PRE_REMOVE as c_int != 0;
     let ranges = match layout {
-        Some(layout) => layout.upper_ranges(failure),
+        Some(layout) => layout.upper_ranges(failure, removal),
         None if failure.overlaps(&lower) => {
             pr_warn_ratelimited!(
                 "target layout unknown: failure [{:#x}, +{:#x}) passed on over the whole \
@@ -698,24 +745,51 @@ pub unsafe extern "C" fn dax_failure_route(
         }
         None => range::RouteRanges::Done,
     };
-    let (mut taken, mut first_error) = (false, None);
+    // SAFETY: `route.upper` is live (the caller's guarantee).
+    let registry = match unsafe { registry_of(route.upper) } {
+        Ok(registry) => registry,
+        // The device above is gone: nobody there can take the failure.
+        Err(_) => return errno(EOPNOTSUPP),
+    };
+    let dev = registry.name();
+    let (mut taken, mut unhandled, mut first_error) = (false, false, None);
     for upper in ranges {
-        let ret = match upper {
-            // SAFETY: `route.upper` is live (the caller's guarantee).
-            Ok(upper) => unsafe {
-                dax_failure_notify(route.upper, upper.start(), upper.len(), mf_flags)
-            },
-            Err(_) => errno(EINVAL),
+        let Ok(upper) = upper else {
+            first_error.get_or_insert(errno(EINVAL));
+            continue;
         };
-        if ret == 0 {
-            taken = true;
-        } else if ret != errno(EOPNOTSUPP) && ret != errno(ENXIO) {
-            first_error.get_or_insert(ret);
+        // SAFETY: `route.upper` is the device of `registry` and live.
+        let outcome = unsafe {
+            registry.dispatch(
+                route.upper,
+                upper,
+                mf_flags,
+                |_| {
+                    unhandled = true;
+                    Ok(())
+                },
+                |owner, range, ret| trace(&dev, owner, range, mf_flags, ret),
+            )
+        };
+        match outcome {
+            Ok(outcome) => {
+                if let Some(e) = outcome.error {
+                    first_error.get_or_insert(e);
+                }
+                taken |= outcome.calls > outcome.declined;
+            }
+            Err(_) => unhandled = true,
         }
+        // A large poison of a striped target is one range per chunk.
+        // SAFETY: Process context, no lock held.
+        unsafe { bindings::dev_pagemap_failure_cond_resched() };
     }
+    // A part nobody above took (no claim there, or its owner declined) is this layer's to
+    // decline, so that the device below runs its fallback for it: pages nobody maps are
+    // skipped there, and pages handled twice are harmless.
     match first_error {
         Some(e) => e,
-        None if taken => 0,
+        None if taken && !unhandled => 0,
         None => errno(EOPNOTSUPP),
     }
 }
@@ -1508,9 +1582,16 @@ mod tests {
             )
         };
         assert_eq!(ret, ENOENT.to_errno());
+        // SAFETY: The device is live and this is not one of its handlers.
+        unsafe { dax_failure_synchronize(upper.0) };
         assert_eq!(upper.notify(0x20000, 0x1000, 0), 0);
         assert_eq!((a.seen().0, b.seen()), (0, (1, 0x20000, 0x1000)));
-        assert_eq!(upper.unregister(0x20000, 0x1000, &b), 0);
+        // Detached, the claim is gone at once: the range is unclaimed.
+        // SAFETY: The device is live; `b` outlives the claim.
+        let ret = unsafe { dax_failure_detach(upper.0, 0x20000, 0x1000, b.data()) };
+        assert_eq!(ret, 0);
+        assert_eq!(upper.notify(0x20000, 0x1000, 0), EOPNOTSUPP.to_errno());
+        assert_eq!(upper.unregister(0x20000, 0x1000, &b), ENOENT.to_errno());
 
         // SAFETY: The device is live.
         let ret = unsafe { dax_failure_unregister(lower.0, 0x10000, 0x8000, route_data) };

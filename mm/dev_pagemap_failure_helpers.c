@@ -7,6 +7,7 @@
  */
 #include <linux/dev_pagemap_failure.h>
 #include <linux/moduleparam.h>
+#include <linux/sched.h>
 #include <linux/sysfs.h>
 #include <linux/string.h>
 
@@ -64,6 +65,17 @@ enum dev_pagemap_failure_mode dev_pagemap_failure_mode(void)
 }
 EXPORT_SYMBOL_GPL(dev_pagemap_failure_mode);
 
+/**
+ * dev_pagemap_failure_cond_resched() - a reschedule point for the Rust core
+ *
+ * cond_resched() is a macro; the core calls this between the many calls a
+ * large failure of a striped device-mapper target can make.
+ */
+void dev_pagemap_failure_cond_resched(void)
+{
+	cond_resched();
+}
+
 /*
  * The Rust entry points that modules (pmem, device-mapper, owners) call,
  * each defined in mm/dev_pagemap_failure.rs.
@@ -80,5 +92,9 @@ EXPORT_SYMBOL_GPL(dax_failure_unregister);
 EXPORT_SYMBOL_GPL(dax_failure_notify);
 /* dax_failure_replace() */
 EXPORT_SYMBOL_GPL(dax_failure_replace);
+/* dax_failure_detach() */
+EXPORT_SYMBOL_GPL(dax_failure_detach);
+/* dax_failure_synchronize() */
+EXPORT_SYMBOL_GPL(dax_failure_synchronize);
 /* dax_failure_route() */
 EXPORT_SYMBOL_GPL(dax_failure_route);

@@ -19,22 +19,30 @@
  *  1. A claim of the new table on the same lower range as a claim of the
  *     old one takes it over atomically (dax_failure_replace()): a failure
  *     meanwhile reaches the old table or the new one, never neither, and
- *     never the old one once the hand-over returns.  Reloading a table that
- *     maps the same devices, the common case, moves every claim this way.
- *  2. The old table's remaining claims are removed.
+ *     every lookup after the hand-over finds the new one.  Reloading a table
+ *     that maps the same devices, the common case, moves every claim so.
+ *  2. The old table's remaining claims are detached.
  *  3. The new table's remaining claims are added.
  *
  * Between 2 and 3 a failure of a range that only one of the two tables maps
  * finds no claim and goes to the lower device's pfn-at-a-time fallback,
  * which revokes every page that is mapped: it is not lost, only handled
- * page by page.  Removing or handing over a claim waits for its handler in
- * flight, so a table is never used once its claims are gone; it is
- * destroyed later.  The old table is used for a failure only while it is
- * still the table whose mappings the failure can affect.
+ * page by page.
+ *
+ * Nothing here waits for a handler of the old table in flight: the device
+ * is suspended, and a handler may be waiting for I/O to it (the filesystem
+ * above reading its metadata to look the poison up), which only resumes
+ * after the swap.  A handler that found an old claim before the hand-over
+ * delivers its failure through the old table's routes, which describe the
+ * mappings the failure hit; dm_dax_failure_release() waits for such
+ * handlers (dax_failure_synchronize()) before the old table is freed, which
+ * do_resume() does after resuming the device.  For the same reason the
+ * claims are allocated with GFP_NOIO.
  */
 #include <linux/dax.h>
 #include <linux/dev_pagemap_failure.h>
 #include <linux/overflow.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 
 #include "dm-core.h"
@@ -46,7 +54,8 @@ struct dm_dax_failure_claim {
 	struct list_head list;
 	struct dax_device *lower;
 	struct dax_failure_route route;
-	bool claimed;
+	bool claimed;		/* registered on @lower */
+	bool detached;		/* was, a handler may still be running */
 };
 
 static int dm_dax_failure(struct dax_device *lower, void *data, u64 offset,
@@ -99,7 +108,7 @@ static int dm_dax_failure_add(struct dm_target *ti, struct dm_dev *dev,
 		return 0;
 	}
 
-	claim = kzalloc(sizeof(*claim), GFP_KERNEL);
+	claim = kzalloc(sizeof(*claim), GFP_NOIO);
 	if (!claim)
 		return -ENOMEM;
 	claim->lower = dev->dax_dev;
@@ -143,25 +152,22 @@ dm_dax_failure_find(struct dm_table *t, struct dm_dax_failure_claim *like)
 {
 	struct dm_dax_failure_claim *claim;
 
-	list_for_each_entry(claim, &t->dax_failure_claims, list)
+	list_for_each_entry(claim, &t->dax_failure_claims, list) {
 		if (claim->claimed && claim->lower == like->lower &&
 		    claim->route.lower_start == like->route.lower_start &&
 		    claim->route.lower_len == like->route.lower_len)
 			return claim;
+	}
 	return NULL;
 }
 
-static void dm_dax_failure_unclaim(struct dm_table *t)
+/* Remove @claim from its device without waiting for its handler. */
+static void dm_dax_failure_detach(struct dm_dax_failure_claim *claim)
 {
-	struct dm_dax_failure_claim *claim;
-
-	list_for_each_entry(claim, &t->dax_failure_claims, list) {
-		if (!claim->claimed)
-			continue;
-		dax_failure_unregister(claim->lower, claim->route.lower_start,
-				       claim->route.lower_len, claim);
-		claim->claimed = false;
-	}
+	dax_failure_detach(claim->lower, claim->route.lower_start,
+			   claim->route.lower_len, claim);
+	claim->claimed = false;
+	claim->detached = true;
 }
 
 /**
@@ -180,10 +186,13 @@ void dm_dax_failure_handover(struct dm_table *old, struct dm_table *new)
 {
 	struct dm_dax_failure_claim *claim, *prev;
 	const char *name = dm_device_name(new->md);
+	unsigned int noio;
 	int r;
 
 	if (!new->md->dax_dev)
 		return;
+	/* The device is suspended: no allocation may wait for its I/O. */
+	noio = memalloc_noio_save();
 	r = dm_dax_failure_build(new);
 	if (r)
 		DMERR("%s: cannot route DAX failures of every target: %d",
@@ -197,10 +206,15 @@ void dm_dax_failure_handover(struct dm_table *old, struct dm_table *new)
 					&dm_dax_failure_ops, claim))
 			continue;
 		prev->claimed = false;
+		prev->detached = true;
 		claim->claimed = true;
 	}
-	if (old)
-		dm_dax_failure_unclaim(old);
+	if (old) {
+		list_for_each_entry(prev, &old->dax_failure_claims, list) {
+			if (prev->claimed)
+				dm_dax_failure_detach(prev);
+		}
+	}
 	list_for_each_entry(claim, &new->dax_failure_claims, list) {
 		if (claim->claimed)
 			continue;
@@ -214,6 +228,7 @@ void dm_dax_failure_handover(struct dm_table *old, struct dm_table *new)
 		else
 			claim->claimed = true;
 	}
+	memalloc_noio_restore(noio);
 }
 
 /**
@@ -221,12 +236,20 @@ void dm_dax_failure_handover(struct dm_table *old, struct dm_table *new)
  * @t: a table that is being destroyed
  *
  * Waits for the handlers in flight; afterwards nothing routes through @t.
+ *
+ * Context: Process context; the device is not suspended for a swap (the
+ * handlers may wait for its I/O).
  */
 void dm_dax_failure_release(struct dm_table *t)
 {
 	struct dm_dax_failure_claim *claim, *next;
 
-	dm_dax_failure_unclaim(t);
+	list_for_each_entry(claim, &t->dax_failure_claims, list) {
+		if (claim->claimed)
+			dm_dax_failure_detach(claim);
+		if (claim->detached)
+			dax_failure_synchronize(claim->lower);
+	}
 	list_for_each_entry_safe(claim, next, &t->dax_failure_claims, list) {
 		list_del(&claim->list);
 		kfree(claim);

@@ -90,6 +90,9 @@ int dax_failure_unregister(struct dax_device *dax_dev, u64 offset, u64 len,
 int dax_failure_replace(struct dax_device *dax_dev, u64 offset, u64 len,
 			void *old_data, const struct dax_failure_ops *ops,
 			void *data);
+int dax_failure_detach(struct dax_device *dax_dev, u64 offset, u64 len,
+		       void *data);
+void dax_failure_synchronize(struct dax_device *dax_dev);
 int dax_failure_notify(struct dax_device *dax_dev, u64 offset, u64 len,
 		       int mf_flags);
 int dax_failure_route(const struct dax_failure_route *route, u64 offset,
@@ -115,6 +118,7 @@ int memory_failure_dev_pagemap_range(struct dev_pagemap *pgmap,
 long memory_failure_dev_pagemap_unclaimed(struct dev_pagemap *pgmap,
 					  unsigned long pfn,
 					  unsigned long nr_pages, int mf_flags);
+void dev_pagemap_failure_cond_resched(void);
 #else
 static inline int dax_failure_register(struct dax_device *dax_dev, u64 offset,
 				       u64 len,
@@ -136,6 +140,16 @@ static inline int dax_failure_replace(struct dax_device *dax_dev, u64 offset,
 				      void *data)
 {
 	return -EOPNOTSUPP;
+}
+
+static inline int dax_failure_detach(struct dax_device *dax_dev, u64 offset,
+				     u64 len, void *data)
+{
+	return -EOPNOTSUPP;
+}
+
+static inline void dax_failure_synchronize(struct dax_device *dax_dev)
+{
 }
 
 static inline int dax_failure_notify(struct dax_device *dax_dev, u64 offset,

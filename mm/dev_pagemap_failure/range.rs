@@ -591,17 +591,18 @@ impl Route {
 
     /// The ranges of the upper device that a failure of the lower device affects, ascending
     /// and disjoint. The part of `failure` outside [`Route::lower`] is ignored (nothing if
-    /// they do not overlap). A failure that covers all of [`Route::lower`] (a removal) is the
-    /// whole target in one range, even for a striped target whose other members are fine:
-    /// the target cannot work without this member, and its owner gets one call instead of
-    /// one per chunk. Otherwise there is one range per chunk touched (merged where they meet,
-    /// as for a linear target).
-    pub fn upper_ranges(&self, failure: Range) -> RouteRanges {
+    /// they do not overlap). For a `removal` of the lower device that covers all of
+    /// [`Route::lower`], the whole target in one range, even for a striped target whose other
+    /// members are fine: the target cannot work without this member, and its owner gets one
+    /// call instead of one per chunk. Otherwise (and always for poison, which must not reach
+    /// the healthy chunks of the other members) one range per chunk touched, merged where
+    /// they meet, as for a linear target.
+    pub fn upper_ranges(&self, failure: Range, removal: bool) -> RouteRanges {
         let lower = self.lower();
         let Some(part) = failure.intersect(&lower) else {
             return RouteRanges::Done;
         };
-        if part == lower {
+        if removal && part == lower {
             return RouteRanges::Whole(self.target());
         }
         // No underflow: `part` lies inside `lower`.

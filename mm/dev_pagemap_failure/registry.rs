@@ -351,24 +351,19 @@ impl Registry {
     /// Removes the claim of exactly `range` made with `data`, and waits until no handler call
     /// for it is in flight.
     pub(crate) fn unregister(&self, range: Range, data: *mut c_void) -> Result<(), ClaimError> {
-        {
-            let mut claims = self.claims.lock();
-            match claims.tree.get(&range.start()) {
-                Some(claim) if claim.range == range && claim.owner.data() == data => {}
-                _ => return Err(ClaimError::Unknown),
-            }
-            claims.tree.remove(&range.start());
-        }
-        self.stats.claims.add(-1, Relaxed);
+        self.detach(range, data)?;
         // No lookup can find the claim any more; wait for the ones that already did.
-        self.srcu.synchronize();
+        self.synchronize();
         Ok(())
     }
 
     /// Gives the claim of exactly `range` made with `old_data` to `owner`, in one step under
     /// the mutex: every lookup finds the old owner or the new one, never neither, so a failure
-    /// cannot fall between them. Waits until no handler call of the old owner is in flight;
-    /// whether the claim has heard of a removal carries over.
+    /// cannot fall between them. Whether the claim has heard of a removal carries over.
+    ///
+    /// Does not wait: a call of the old owner's handler that found the claim before may still
+    /// be running. [`Registry::synchronize`] waits for it; the old owner's data must stay
+    /// valid until then.
     pub(crate) fn replace(
         &self,
         range: Range,
@@ -384,9 +379,30 @@ impl Registry {
                 _ => return Err(ClaimError::Unknown),
             }
         }
-        // No lookup can find the old owner any more; wait for the ones that already did.
-        self.srcu.synchronize();
         Ok(())
+    }
+
+    /// Removes the claim of exactly `range` made with `data`, like [`Registry::unregister`],
+    /// but without waiting for a call of its handler in flight: for callers that must not
+    /// sleep on the handlers (device-mapper swapping tables while its device is suspended,
+    /// which a handler's I/O may be waiting for). [`Registry::synchronize`] waits; `data`
+    /// must stay valid until then.
+    pub(crate) fn detach(&self, range: Range, data: *mut c_void) -> Result<(), ClaimError> {
+        let mut claims = self.claims.lock();
+        match claims.tree.get(&range.start()) {
+            Some(claim) if claim.range == range && claim.owner.data() == data => {}
+            _ => return Err(ClaimError::Unknown),
+        }
+        claims.tree.remove(&range.start());
+        drop(claims);
+        self.stats.claims.add(-1, Relaxed);
+        Ok(())
+    }
+
+    /// Waits until every handler call that started before is done: after
+    /// [`Registry::replace`] or [`Registry::detach`], the old owner is never called again.
+    pub(crate) fn synchronize(&self) {
+        self.srcu.synchronize();
     }
 
     /// Hands `failure` (bytes of the device) to the owners of the claims it overlaps, one

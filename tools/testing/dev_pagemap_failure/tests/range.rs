@@ -478,9 +478,18 @@ proptest! {
     }
 }
 
+/// The upper ranges of a removal of `failure`.
 fn route_ranges(route: &Route, failure: Range) -> Vec<Range> {
     route
-        .upper_ranges(failure)
+        .upper_ranges(failure, true)
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
+
+/// The upper ranges of poison in `failure`.
+fn poison_ranges(route: &Route, failure: Range) -> Vec<Range> {
+    route
+        .upper_ranges(failure, false)
         .collect::<Result<Vec<_>, _>>()
         .unwrap()
 }
@@ -525,9 +534,14 @@ fn striped_route_exact_chunks_or_whole_target() {
         vec![r(106, 108), r(116, 119)]
     );
     assert_eq!(route_ranges(&route, r(21, 22)), vec![r(105, 106)]);
-    // All of the member: the whole target, one call.
+    // All of the member going away: the whole target, one call.
     assert_eq!(route_ranges(&route, r(20, 28)), vec![r(100, 124)]);
     assert_eq!(route_ranges(&route, r(0, 1 << 40)), vec![r(100, 124)]);
+    // All of the member poisoned: only its chunks, the other members' stay usable.
+    assert_eq!(
+        poison_ranges(&route, r(20, 28)),
+        vec![r(104, 108), r(116, 120)]
+    );
     assert_eq!(route.lower_of(118), Ok(Some(26)));
     assert_eq!(route.lower_of(112), Ok(None));
 }
@@ -557,7 +571,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(4096))]
 
     /// Every unit of the target whose lower unit failed is reported, nothing else is, unless
-    /// the failure covers the member, which reports the whole target once; stripe counts and
+    /// a removal covers the member, which reports the whole target once; stripe counts and
     /// chunk sizes are not powers of two, and the lower part and the target sit at 0, in the
     /// middle or against u64::MAX.
     #[test]
@@ -565,7 +579,7 @@ proptest! {
         stripes in 1u64..7, chunk in 1u64..9, chunks in 1u64..5,
         lower_place in prop_oneof![Just(0u64), Just(1u64 << 50), Just(u64::MAX)],
         upper_place in prop_oneof![Just(0u64), Just(3u64 << 40), Just(u64::MAX)],
-        member_pick in 0u64..7, fs in 0u64..80, fl in 1u64..80,
+        member_pick in 0u64..7, fs in 0u64..80, fl in 1u64..80, removal_pick in any::<bool>(),
     ) {
         let member_len = chunk * chunks;
         let len = member_len * stripes;
@@ -578,14 +592,19 @@ proptest! {
         let Ok(failure) = Range::from_len(base.saturating_add(fs), fl) else {
             return Ok(());
         };
-        let got = route_ranges(&route, failure);
+        let removal = removal_pick;
+        let got: Vec<Range> = route
+            .upper_ranges(failure, removal)
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
         for pair in got.windows(2) {
             prop_assert!(pair[0].end() < pair[1].start(), "ascending, disjoint, not adjacent");
         }
         let units: Vec<u64> = got.iter().flat_map(|x| x.start()..x.end()).collect();
-        if failure.contains(&route.lower()) {
+        if removal && failure.contains(&route.lower()) {
             prop_assert_eq!(got, vec![route.target()]);
         } else {
+            // Exactly the units whose lower unit failed, for poison even when all did.
             let model: Vec<u64> = (route.target().start()..route.target().end())
                 .filter(|&t| match route.lower_of(t).unwrap() {
                     Some(l) => failure.start() <= l && l < failure.end(),
