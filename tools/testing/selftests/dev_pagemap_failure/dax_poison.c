@@ -35,6 +35,9 @@
 #define MADV_HWPOISON 100
 #endif
 
+static const char usage[] =
+	"usage: dax_poison -p PAGE [-n NR] [-i INJECT] [-c CMD] FILE OTHER\n";
+
 static sigjmp_buf fault_jmp;
 static int sig_code, sig_count;
 static void *sig_addr;
@@ -154,7 +157,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (optind + 2 != argc || page < 0 || nr < 1 || (!inject && nr != 1))
-		ksft_exit_fail_msg("usage: dax_poison -p PAGE [-n NR] [-i INJECT] [-c CMD] FILE OTHER\n");
+		ksft_exit_fail_msg("%s", usage);
 
 	ksft_print_header();
 	ksft_set_plan(3);

@@ -261,9 +261,12 @@ trace_off
 after=$(dpf_counter "$sdm" live dispatches)
 ktap_print_msg "$name: trace: $(grep 'dax_failure_dispatch:' "$TRACE/trace" |
 	sed 's/.*dax_failure_dispatch: //' | tr '\n' ';')"
-[ -n "$before" ] && [ "$after" = $((before + 1)) ] &&
-	[ "$(grep -c "dev=$sdm offset=0x[0-9a-f]* len=0x1000 .*owner=holder ret=0" "$TRACE/trace")" = 1 ] &&
-	[ "$(grep -c "dev=$p0 offset=0x[0-9a-f]* len=0x1000 .*owner=dm ret=0" "$TRACE/trace")" = 1 ]
+one_page() {	# one_page DEV OWNER: one traced one-page dispatch on DEV to OWNER
+	[ "$(grep -c "dev=$1 offset=0x[0-9a-f]* len=0x1000 .*owner=$2 ret=0" \
+		"$TRACE/trace")" = 1 ]
+}
+[ -n "$before" ] && [ "$after" = $((before + 1)) ] && one_page "$sdm" holder &&
+	one_page "$p0" dm
 result "$name: MADV_HWPOISON: one page from $p0 to dm, one from $sdm to XFS"
 removal "$name, remove $p0" "$p0" "$sdm"
 ktap_test_result "$name: dmsetup remove after removal" dm_remove dpf-stripe
@@ -306,7 +309,7 @@ for table in same split; do
 	xfs_io -f -c "falloc 0 4m" "$victim"
 	before=$(dpf_counter "$dm" live dispatches)
 	trace_on
-	run_probe "$name ($table table) under the mapping: SIGBUS at the page, other file readable" \
+	run_probe "$name ($table table) under the mapping: SIGBUS at the page, other file intact" \
 		"$POISON" -p 5 -c "echo '$t' | dmsetup reload --noudevsync dpf-reload &&
 			dmsetup resume --noudevsync dpf-reload" "$victim" "$other"
 	trace_off
