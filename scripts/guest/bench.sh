@@ -66,27 +66,33 @@ last_ag() {
 	echo $(($(dax_agcount "/dev/$pmem") - 1))
 }
 
+# One removal (or munmap) of MAPPED MiB in MODE; prints the BENCH line.
+removal_once() {	# removal_once MAPPED MODE REP
+	per=$(($1 / PROCS))
+	fresh_xfs
+	make_files $per "$(last_ag)"
+	if [ "$2" = munmap ]; then
+		dpf_set_mode ranged
+		# shellcheck disable=SC2086
+		out=$("$SEL/dax_bench" -s $per -u $files)
+		umount "$MNT"
+	else
+		dpf_set_mode "$2"
+		# shellcheck disable=SC2086
+		out=$("$SEL/dax_bench" -s $per -r "$unbind" $files)
+		umount "$MNT"
+		dax_rebind "$unbind"
+		wait_dev
+	fi
+	echo "BENCH removal size_mib=$size_mib mapped_mib=$1 procs=$PROCS" \
+		"mode=$2 rep=$3 $out"
+}
+
 removal() {
 	for mapped in 64 512; do
 		for mode in off pfn ranged munmap; do
 			for rep in $(seq 1 "$reps"); do
-				fresh_xfs
-				make_files $((mapped / PROCS)) "$(last_ag)"
-				if [ $mode = munmap ]; then
-					dpf_set_mode ranged
-					# shellcheck disable=SC2086
-					out=$("$SEL/dax_bench" -s $((mapped / PROCS)) -u $files)
-					umount "$MNT"
-				else
-					dpf_set_mode $mode
-					# shellcheck disable=SC2086
-					out=$("$SEL/dax_bench" -s $((mapped / PROCS)) -r "$unbind" $files)
-					umount "$MNT"
-					dax_rebind "$unbind"
-					wait_dev
-				fi
-				echo "BENCH removal size_mib=$size_mib mapped_mib=$mapped procs=$PROCS" \
-					"mode=$mode rep=$rep $out"
+				removal_once $mapped $mode "$rep"
 			done
 		done
 	done
