@@ -213,7 +213,7 @@ struct BenchLookupFile {
 const BENCH_MAX_CLAIMS: u64 = 1 << 20;
 
 /// The benchmark claimants' handler: does nothing.
-unsafe extern "C" fn bench_handler(
+extern "C" fn bench_handler(
     _dax_dev: *mut bindings::dax_device,
     _data: *mut c_void,
     _offset: u64,
@@ -1505,7 +1505,6 @@ mod tests {
         unsafe { dax_failure_route(data.cast_const().cast(), offset, len, flags) }
     }
 
-    // SAFETY: The ops are immutable and the name is a static string.
     static ROUTE_OPS: SyncOps = SyncOps(bindings::dax_failure_ops {
         #[allow(clippy::disallowed_methods)]
         name: c"kunit-route".as_ptr().cast(),
@@ -1544,16 +1543,19 @@ mod tests {
         // Outside the route: nobody above, so the lower device sees -EOPNOTSUPP.
         assert_eq!(lower.notify(0x20000, 0x1000, 0), EOPNOTSUPP.to_errno());
         assert_eq!(top.seen().0, 1);
-        // All of the member: the whole target, in one call.
+        // All of the member poisoned: its four chunks, not the other member's.
         assert_eq!(lower.notify(0, 0x100000, 0), 0);
-        assert_eq!(top.seen(), (2, 0, 0x10000));
+        assert_eq!(top.seen(), (5, 0xe000, 0x2000));
+        // All of the member going away: the whole target, in one call.
+        let pre_remove = bindings::mf_flags_MF_MEM_PRE_REMOVE as i32;
+        assert_eq!(lower.notify(0, 0x100000, pre_remove), 0);
+        assert_eq!(top.seen(), (6, 0, 0x10000));
 
         // A malformed route is refused with -EINVAL, never translated.
         route.member = 2;
         // SAFETY: `route` is valid and its upper device live.
         let ret = unsafe { dax_failure_route(&raw const route, 0x12000, 0x1000, 0) };
         assert_eq!(ret, EINVAL.to_errno());
-        route.member = 1;
 
         // Atomic hand-over of a claim: the new owner gets the failure, the old one not.
         assert_eq!(upper.unregister(0, 0x100000, &top), 0);
