@@ -11,8 +11,11 @@
 # bench/results.json, a table and bench/removal.png.
 #
 #   DPF_BENCH_SIZES="1G 2G"  DPF_BENCH_REPS=5  DPF_BENCH_AG0_CAP=120
+#   DPF_BENCH_ARGS="dpf.modes=off,ranged dpf.mapped=64"  (a quicker subset)
 . "$(dirname "$0")/common.sh"
 
+# The commit measured: the kernel is built from this tree as it is now.
+commit=$(git -C "$DPF_TOP" describe --always --dirty)
 sizes=${DPF_BENCH_SIZES:-1G 2G 4G 8G}
 reps=${DPF_BENCH_REPS:-5}
 ag0_cap=${DPF_BENCH_AG0_CAP:-120}
@@ -36,7 +39,7 @@ for size in $sizes; do
 	# loglevel=3: upstream's one "Sending SIGBUS" line per page goes to the
 	# log buffer, not through the emulated serial console, in every mode.
 	"$DPF_TOP/scripts/vm.sh" -k release -s "$size" -t 1800 -o "$runs/$size" \
-		-a "dpf.bench=$benches dpf.reps=$reps loglevel=3" bench ||
+		-a "dpf.bench=$benches dpf.reps=$reps loglevel=3 ${DPF_BENCH_ARGS:-}" bench ||
 		warn "the $size boot did not finish cleanly: $(cat "$runs/$size/status")"
 done
 "$DPF_TOP/scripts/vm.sh" -k release -s 1G -t "$ag0_cap" -o "$runs/ag0" \
@@ -44,5 +47,4 @@ done
 log "bench: guest runs took $(($(date +%s) - start)) s"
 
 mkdir -p "$DPF_TOP/bench"
-python3 "$DPF_TOP/scripts/bench.py" "$runs" "$DPF_TOP/bench" \
-	"$(git -C "$DPF_TOP" rev-parse --short HEAD)" "$ag0_cap"
+python3 "$DPF_TOP/scripts/bench.py" "$runs" "$DPF_TOP/bench" "$commit" "$ag0_cap"

@@ -12,6 +12,8 @@
 #   dpf.bench=ag0	one upstream removal (mode off) with the file data in
 #			allocation group 0, which loops; the host cuts it off
 #   dpf.reps=R		repetitions of every measurement
+#   dpf.modes=M,M	removal: the modes to measure (off,pfn,ranged,munmap)
+#   dpf.mapped=N,N	removal: MiB mapped in total (64,512)
 # and several of them, comma-separated. Prints "BENCH key=value ..." lines
 # for scripts/bench.py.
 
@@ -22,11 +24,13 @@ PROCS=2
 INJECT=/sys/kernel/debug/dev_pagemap_failure/inject_range
 LOOKUP=/sys/kernel/debug/dev_pagemap_failure/bench_lookup
 
-benches=removal reps=5
+benches=removal reps=5 modes="off pfn ranged munmap" mapped_list="64 512"
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in
 	dpf.bench=*) benches=$(echo "${arg#dpf.bench=}" | tr , ' ') ;;
 	dpf.reps=*) reps=${arg#dpf.reps=} ;;
+	dpf.modes=*) modes=$(echo "${arg#dpf.modes=}" | tr , ' ') ;;
+	dpf.mapped=*) mapped_list=$(echo "${arg#dpf.mapped=}" | tr , ' ') ;;
 	esac
 done
 
@@ -89,8 +93,8 @@ removal_once() {	# removal_once MAPPED MODE REP
 }
 
 removal() {
-	for mapped in 64 512; do
-		for mode in off pfn ranged munmap; do
+	for mapped in $mapped_list; do
+		for mode in $modes; do
 			for rep in $(seq 1 "$reps"); do
 				removal_once $mapped $mode "$rep"
 			done

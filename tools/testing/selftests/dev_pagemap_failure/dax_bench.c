@@ -47,11 +47,18 @@ struct result {
 };
 
 static sigjmp_buf fault_jmp;
+static int probing;
 
+/*
+ * A SIGBUS raised by a probe jumps back to it. One the kernel sends while
+ * the process waits (upstream kills the mapping processes during the
+ * removal) is ignored: the process must live on to be probed.
+ */
 static void on_sigbus(int sig)
 {
 	(void)sig;
-	siglongjmp(fault_jmp, 1);
+	if (__atomic_load_n(&probing, __ATOMIC_RELAXED))
+		siglongjmp(fault_jmp, 1);
 }
 
 static double now_ms(void)
@@ -99,8 +106,11 @@ static void child(const char *path, size_t size, bool unmap, int ready_fd,
 			r.err = errno;
 		r.end_ms = now_ms();
 	} else if (!r.err) {
+		__atomic_store_n(&probing, 1, __ATOMIC_RELAXED);
 		for (int i = 0; i < PROBES; i++)
 			r.sigbus += faults(map, page_size, i * (pages - 1) / (PROBES - 1));
+		__atomic_store_n(&probing, 0, __ATOMIC_RELAXED);
+		munmap(map, size);
 	}
 	if (write(result_fd, &r, sizeof(r)) != sizeof(r))
 		exit(2);
@@ -160,12 +170,18 @@ int main(int argc, char **argv)
 	}
 	if (pipe(ready) || pipe(go) || pipe(res))
 		return 1;
+	/* A child that died must not take the parent with it. */
+	signal(SIGPIPE, SIG_IGN);
 	for (int i = 0; i < nprocs; i++)
 		if (fork() == 0)
 			child(argv[optind + i], size, unmap, ready[1], go[0], res[1]);
-	for (int i = 0; i < nprocs; i++)
-		if (read(ready[0], &c, 1) != 1)
+	close(ready[1]);
+	for (int i = 0; i < nprocs; i++) {
+		if (read(ready[0], &c, 1) != 1) {
+			fprintf(stderr, "a process died before it mapped\n");
 			return 1;
+		}
+	}
 	if (!unmap) {
 		t0 = now_ms();
 		ret = write_sysfs(remove_file, remove_value);
@@ -174,11 +190,14 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nprocs; i++)
 		if (write(go[1], "g", 1) != 1)
 			return 1;
+	close(res[1]);
 	for (int i = 0; i < nprocs; i++) {
 		struct result r;
 
-		if (read(res[0], &r, sizeof(r)) != sizeof(r))
+		if (read(res[0], &r, sizeof(r)) != sizeof(r)) {
+			fprintf(stderr, "a process died before it reported\n");
 			return 1;
+		}
 		failed += r.err != 0;
 		sigbus += r.sigbus;
 		if (!i || r.start_ms < first)
