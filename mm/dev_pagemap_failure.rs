@@ -78,6 +78,7 @@ struct DevPagemapFailureModule {
     _devices: Pin<KBox<debugfs::File<DevicesFile>>>,
     _inject: Option<Pin<KBox<debugfs::File<InjectRangeFile>>>>,
     _bench_lookup: Option<Pin<KBox<debugfs::File<BenchLookupFile>>>>,
+    _last_failure: Pin<KBox<debugfs::File<LastFailureFile>>>,
     _dir: debugfs::Dir,
 }
 
@@ -115,10 +116,15 @@ impl kernel::Module for DevPagemapFailureModule {
         } else {
             None
         };
+        let last_failure = KBox::pin_init(
+            dir.read_callback_file(c"last_failure_ns", LastFailureFile, &LastFailureFile::show),
+            GFP_KERNEL,
+        )?;
         Ok(Self {
             _devices: devices,
             _inject: inject,
             _bench_lookup: bench_lookup,
+            _last_failure: last_failure,
             _dir: dir,
         })
     }
@@ -165,6 +171,17 @@ impl DevicesFile {
             result?;
         }
         Ok(())
+    }
+}
+
+/// `/sys/kernel/debug/dev_pagemap_failure/last_failure_ns`: how long the last
+/// `dev_pagemap_failure()` call took, so that a benchmark can tell the revocation from the
+/// rest of a driver's teardown.
+struct LastFailureFile;
+
+impl LastFailureFile {
+    fn show(_: &Self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", LAST_FAILURE_NS.load(Relaxed))
     }
 }
 
@@ -902,6 +919,24 @@ pub unsafe extern "C" fn dev_pagemap_failure(
     pgmap: *mut bindings::dev_pagemap,
     mf_flags: c_int,
 ) -> c_int {
+    let start = kernel::time::Instant::<kernel::time::Monotonic>::now();
+    // SAFETY: The caller's guarantee, passed on.
+    let ret = unsafe { revoke_pagemap(pgmap, mf_flags) };
+    let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(0);
+    LAST_FAILURE_NS.store(ns, Relaxed);
+    ret
+}
+
+/// How long the last [`dev_pagemap_failure`] call took, in nanoseconds: the revocation alone,
+/// without the rest of the driver's teardown. In debugfs as `last_failure_ns`.
+static LAST_FAILURE_NS: kernel::sync::atomic::Atomic<u64> = kernel::sync::atomic::Atomic::new(0);
+
+/// The body of [`dev_pagemap_failure`].
+///
+/// # Safety
+///
+/// As for [`dev_pagemap_failure`].
+unsafe fn revoke_pagemap(pgmap: *mut bindings::dev_pagemap, mf_flags: c_int) -> c_int {
     // SAFETY: The caller guarantees that `pgmap` is null or a live pagemap for the duration
     // of this call.
     let Some(pgmap) = (unsafe { DevPagemap::from_raw(pgmap) }) else {

@@ -23,6 +23,7 @@ MNT=/mnt/bench
 PROCS=2
 INJECT=/sys/kernel/debug/dev_pagemap_failure/inject_range
 LOOKUP=/sys/kernel/debug/dev_pagemap_failure/bench_lookup
+LAST=/sys/kernel/debug/dev_pagemap_failure/last_failure_ns
 
 benches=removal reps=5 modes="off pfn ranged munmap" mapped_list="64 512"
 for arg in $(cat /proc/cmdline); do
@@ -84,6 +85,9 @@ removal_once() {	# removal_once MAPPED MODE REP
 		dpf_set_mode "$2"
 		# shellcheck disable=SC2086
 		out=$("$SEL/dax_bench" -s $per -r "$unbind" $files)
+		# The revocation alone (dev_pagemap_failure()), without the rest
+		# of the driver's teardown; mode off never calls it.
+		[ "$2" = off ] || out="$out revoke_ns=$(cat "$LAST")"
 		umount "$MNT"
 		dax_rebind "$unbind"
 		wait_dev
