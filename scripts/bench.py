@@ -116,7 +116,7 @@ def main():
     lines = []
     lines.append("Removal under live mappings: guest ms, median [min-max] of "
                  f"{max((len(v) for v in removal.values()), default=0)} runs; "
-                 "XFS rmapbt=1 dax=always, 2 processes, file data in the last AG")
+                 "XFS rmapbt=1 dax=always, 4 processes sharing 2 files, all data in the last AG")
     lines.append(f"{'device':>7} {'mapped':>7} {'off (upstream)':>22} {'pfn':>22} {'ranged':>22} "
                  f"{'munmap (limit)':>22} {'pfn/ranged':>10} {'off/ranged':>10} {'ranged/munmap':>13}")
     ratios = {}
@@ -265,7 +265,7 @@ def main():
         plot = [
             "set terminal pngcairo size 1000,560 font ',11'" if has_cairo() else "set terminal png size 1000,560",
             f"set output '{out / 'removal.png'}'",
-            f"set title 'pmem removal under live XFS DAX mappings\\n{date}, {commit}, QEMU TCG guest time'",
+            f'set title "pmem removal under live XFS DAX mappings\\n{date}, {commit}, QEMU TCG guest time"',
             "set xlabel 'emulated NVDIMM (GiB)'", "set ylabel 'guest ms (median, log scale)'",
             "set logscale xy 2", "set logscale y 10", "set grid", "set key outside right",
             "set xtics (1, 2, 4, 8)",

@@ -20,7 +20,12 @@
 SEL=/dpf/selftests
 . "$SEL/dax_lib.sh"
 MNT=/mnt/bench
-PROCS=2
+# Removal: PROCS processes map FILES files (each file by PROCS / FILES of
+# them), MAPPED / PROCS MiB each. All the data sits in the last of two
+# allocation groups, where upstream's rmap walk terminates (in any other
+# group it loops), and 512 MiB of mappings fit even on a 1 GiB device.
+PROCS=4
+FILES=2
 INJECT=/sys/kernel/debug/dev_pagemap_failure/inject_range
 LOOKUP=/sys/kernel/debug/dev_pagemap_failure/bench_lookup
 LAST=/sys/kernel/debug/dev_pagemap_failure/last_failure_ns
@@ -57,13 +62,16 @@ fresh_xfs() {	# fresh_xfs MKFS_OPTS...
 		{ echo "BENCH error mkfs/mount failed"; exit 1; }
 }
 
-# PROCS files of MIB each in allocation group AG; sets $files.
+# FILES files of MIB each in allocation group AG; sets $files to the path
+# of each process's file (each file PROCS / FILES times).
 make_files() {	# make_files MIB AG
 	files=
-	for p in $(seq 1 $PROCS); do
-		f=$(dax_file_in_ag "$MNT/p$p" "$1" "$2") ||
-			{ echo "BENCH error no file in AG $2"; exit 1; }
-		files="$files $f"
+	for f in $(seq 1 $FILES); do
+		path=$(dax_file_in_ag "$MNT/f$f" "$1" "$2") ||
+			{ echo "BENCH error no file of $1 MiB in AG $2"; exit 1; }
+		for p in $(seq 1 $((PROCS / FILES))); do
+			files="$files $path"
+		done
 	done
 }
 
@@ -74,7 +82,7 @@ last_ag() {
 # One removal (or munmap) of MAPPED MiB in MODE; prints the BENCH line.
 removal_once() {	# removal_once MAPPED MODE REP
 	per=$(($1 / PROCS))
-	fresh_xfs
+	fresh_xfs -d agcount=2
 	make_files $per "$(last_ag)"
 	if [ "$2" = munmap ]; then
 		dpf_set_mode ranged
@@ -92,7 +100,7 @@ removal_once() {	# removal_once MAPPED MODE REP
 		dax_rebind "$unbind"
 		wait_dev
 	fi
-	echo "BENCH removal size_mib=$size_mib mapped_mib=$1 procs=$PROCS" \
+	echo "BENCH removal size_mib=$size_mib mapped_mib=$1 procs=$PROCS files=$FILES" \
 		"mode=$2 rep=$3 $out"
 }
 
@@ -146,10 +154,10 @@ lookup() {
 ag0() {
 	dpf_set_mode off
 	fresh_xfs
-	make_files 32 0
+	make_files 16 0
 	echo "BENCH ag0 started size_mib=$size_mib"
 	# shellcheck disable=SC2086
-	out=$("$SEL/dax_bench" -s 32 -r "$unbind" $files)
+	out=$("$SEL/dax_bench" -s 16 -r "$unbind" $files)
 	echo "BENCH ag0 size_mib=$size_mib $out"
 }
 
