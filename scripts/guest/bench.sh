@@ -123,7 +123,7 @@ storm() {
 				fresh_xfs -d agcount=2
 				mkdir -p "$MNT/s"
 				xfs_io -f -c "falloc 0 $((n * 4))k" "$MNT/s/victim"
-				extents=$(xfs_io -c "bmap" "$MNT/s/victim" | grep -c '^ *[0-9]*:')
+				extents=$(xfs_io -c "bmap" "$MNT/s/victim" | grep -c '^[[:space:]]*[0-9][0-9]*:')
 				pfn=$("$SEL/dax_poison" -P "$MNT/s/victim")
 				before=$(dpf_counter "$pmem" live dispatches)
 				dpf_set_mode $mode
