@@ -268,7 +268,7 @@ def main():
             f'set title "pmem removal under live XFS DAX mappings\\n{date}, {commit}, QEMU TCG guest time"',
             "set xlabel 'emulated NVDIMM (GiB)'", "set ylabel 'guest ms (median, log scale)'",
             "set logscale xy 2", "set logscale y 10", "set grid", "set key outside right",
-            "set xtics (1, 2, 4, 8)",
+            "set xtics (1, 2, 4, 8)", "set xrange [0.7:11]",
         ]
         cols, titles = [], {"off": "upstream (off)", "pfn": "pfn at a time", "ranged": "ranged",
                             "munmap": "munmap (limit)"}
