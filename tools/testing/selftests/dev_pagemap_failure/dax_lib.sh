@@ -106,3 +106,29 @@ dax_agbytes() {
 	blocksize=$(xfs_db -r -c "sb 0" -c "p blocksize" "$1" | sed 's/.* = //')
 	echo $((agblocks * blocksize))
 }
+
+# The KTAP helpers below need ktap_helpers.sh sourced first (the kselftests
+# do; the demo only uses the functions above).
+
+# Run a probe with its TAP indented as a subtest, and report one result.
+run_probe() {
+	local title=$1 out rc
+	shift
+	out=$("$@" 2>&1)
+	rc=$?
+	echo "$out" | sed 's/^/    /'
+	ktap_test_result "$title" [ $rc -eq 0 ]
+}
+
+# result TITLE: one test result, from the exit status of the command before.
+# For compound conditions: ktap_test_result runs "$@" unquoted, so neither
+# "a && b" nor an argument with spaces can be passed to it.
+result() {
+	rc=$?
+	ktap_test_result "$1" [ $rc -eq 0 ]
+}
+
+# Did the kernel log PATTERN since the last dmesg -c?
+dmesg_has() {
+	dmesg | grep -q "$1"
+}

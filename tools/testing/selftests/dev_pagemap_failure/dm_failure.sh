@@ -27,25 +27,6 @@ EVENT=$TRACE/events/dev_pagemap_failure/dax_failure_dispatch
 # The stripe chunk: 12 MiB, not a power of two.
 CHUNK=24576
 
-run_probe() {
-	local title=$1 out rc
-	shift
-	out=$("$@" 2>&1)
-	rc=$?
-	echo "$out" | sed 's/^/    /'
-	ktap_test_result "$title" [ $rc -eq 0 ]
-}
-
-# result TITLE: one test result, from the exit status of the command before.
-result() {
-	local rc=$?
-	ktap_test_result "$1" [ $rc -eq 0 ]
-}
-
-dmesg_has() {
-	dmesg | grep -q "$1"
-}
-
 # dm_create NAME TABLE: create a dm device and its /dev/mapper node (there
 # is no udev in the test guest).
 dm_create() {
