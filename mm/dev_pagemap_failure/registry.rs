@@ -133,7 +133,8 @@ struct Claim {
 
 /// What the registry mutex protects.
 struct Claims {
-    /// Claims keyed by the first byte they cover; pairwise disjoint.
+    /// Claims keyed by the first byte after them (unique, since claims are non-empty and
+    /// pairwise disjoint), so that the claim covering a byte is found in one descent.
     tree: RBTree<u64, Claim>,
     /// The device is gone: no new claims, no more dispatches.
     dead: bool,
@@ -155,17 +156,10 @@ impl Claims {
         pre_remove: bool,
         untold_only: bool,
     ) -> Option<(Range, Owner)> {
-        let mut cursor = match self.tree.cursor_lower_bound_mut(&pos) {
-            Some(cursor) => cursor,
-            None => self.tree.cursor_back_mut()?,
-        };
-        // The cursor is at the first claim starting at or after `pos`, or at the last claim if
-        // there is none; the claim before it may still cover `pos`.
-        if let Some((_, prev)) = cursor.peek_prev() {
-            if prev.range.end() > pos {
-                cursor = cursor.move_prev()?;
-            }
-        }
+        // Claims are keyed by their end, so the first claim ending after `pos` is found in one
+        // descent: it covers `pos` or, claims being disjoint, is the first one after it. No
+        // claim ends after `u64::MAX`.
+        let mut cursor = self.tree.cursor_lower_bound_mut(&pos.checked_add(1)?)?;
         loop {
             let (_, claim) = cursor.current_mut();
             if claim.range.end() <= pos || claim.range.start() >= end {
@@ -184,16 +178,14 @@ impl Claims {
 
     /// Whether `range` overlaps a claim already in the tree.
     fn overlaps(&self, range: &Range) -> bool {
-        // The only candidates are the last claim starting before `range` ends and, since
-        // claims are disjoint, nothing before it can reach further.
-        let cursor = match self.tree.cursor_lower_bound(&range.end()) {
-            Some(cursor) => match cursor.peek_prev() {
-                Some((_, prev)) => return prev.range.overlaps(range),
-                None => return false,
-            },
-            None => self.tree.cursor_back(),
-        };
-        cursor.is_some_and(|cursor| cursor.current().1.range.overlaps(range))
+        // The only candidate is the first claim ending after `range` starts: every claim before
+        // it ends at or before that, and every claim after it starts after the candidate, so
+        // it overlaps `range` only if the candidate does.
+        range
+            .start()
+            .checked_add(1)
+            .and_then(|after_start| self.tree.cursor_lower_bound(&after_start))
+            .is_some_and(|cursor| cursor.current().1.range.overlaps(range))
     }
 }
 
@@ -343,7 +335,7 @@ impl Registry {
         };
         claims
             .tree
-            .insert(reservation.into_node(range.start(), claim));
+            .insert(reservation.into_node(range.end(), claim));
         self.stats.claims.add(1, Relaxed);
         Ok(())
     }
@@ -372,7 +364,7 @@ impl Registry {
     ) -> Result<(), ClaimError> {
         {
             let mut claims = self.claims.lock();
-            match claims.tree.get_mut(&range.start()) {
+            match claims.tree.get_mut(&range.end()) {
                 Some(claim) if claim.range == range && claim.owner.data() == old_data => {
                     claim.owner = owner;
                 }
@@ -389,11 +381,11 @@ impl Registry {
     /// must stay valid until then.
     pub(crate) fn detach(&self, range: Range, data: *mut c_void) -> Result<(), ClaimError> {
         let mut claims = self.claims.lock();
-        match claims.tree.get(&range.start()) {
+        match claims.tree.get(&range.end()) {
             Some(claim) if claim.range == range && claim.owner.data() == data => {}
             _ => return Err(ClaimError::Unknown),
         }
-        claims.tree.remove(&range.start());
+        claims.tree.remove(&range.end());
         drop(claims);
         self.stats.claims.add(-1, Relaxed);
         Ok(())
@@ -451,6 +443,10 @@ impl Registry {
         // run without it; `split` checks that what we hand it is sorted and disjoint.
         let mut pos = failure.start();
         let claims = core::iter::from_fn(|| {
+            // A claim that reached the end of the failure was the last one: no lookup.
+            if pos >= failure.end() {
+                return None;
+            }
             let next = self
                 .claims
                 .lock()
