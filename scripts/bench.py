@@ -20,7 +20,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-MODES = ("off", "pfn", "ranged", "munmap")
+MODES = ("off", "pfn", "ranged", "munmap", "msync")
+# The limits: the same processes unmapping themselves, without and with
+# writing their dirty pages back first (msync(MS_SYNC), then munmap()).
+LIMITS = ("munmap", "msync")
 
 
 def parse(line):
@@ -72,14 +75,15 @@ def main():
             if kind == "error":
                 errors.append(f"{run.name}: {line}")
             elif kind == "removal":
-                if "munmap_ms" not in kv and "removal_ms" not in kv:
+                ms = kv.get("munmap_ms") or kv.get("msync_munmap_ms") or kv.get("removal_ms")
+                if ms is None:
                     errors.append(f"{run.name}: no time: {line}")
                     continue
                 key = (int(kv["size_mib"]), int(kv["mapped_mib"]), kv["mode"])
-                ms = float(kv.get("munmap_ms") or kv.get("removal_ms"))
+                ms = float(ms)
                 if "revoke_ns" in kv:
                     revoke.setdefault(key, []).append(int(kv["revoke_ns"]) / 1e6)
-                if kv["mode"] != "munmap" and (kv.get("ret") != "0" or
+                if kv["mode"] not in LIMITS and (kv.get("ret") != "0" or
                                               kv["revoked"].split("/")[0] != kv["revoked"].split("/")[1]):
                     errors.append(f"{run.name}: not every mapping revoked: {line}")
                 removal.setdefault(key, []).append(ms)
@@ -118,19 +122,23 @@ def main():
                  f"{max((len(v) for v in removal.values()), default=0)} runs; "
                  "XFS rmapbt=1 dax=always, 4 processes sharing 2 files, all data in the last AG")
     lines.append(f"{'device':>7} {'mapped':>7} {'off (upstream)':>22} {'pfn':>22} {'ranged':>22} "
-                 f"{'munmap (limit)':>22} {'pfn/ranged':>10} {'off/ranged':>10} {'ranged/munmap':>13}")
+                 f"{'munmap (limit)':>22} {'msync+munmap':>22} {'pfn/ranged':>10} {'off/ranged':>10} "
+                 f"{'ranged/munmap':>13} {'ranged/msync':>12}")
     ratios = {}
     for s in sizes:
         for m in (64, 512):
             if not r(s, m, "ranged"):
                 continue
-            pr, orr, rm = (ratio(r(s, m, "pfn"), r(s, m, "ranged")),
-                           ratio(r(s, m, "off"), r(s, m, "ranged")),
-                           ratio(r(s, m, "ranged"), r(s, m, "munmap")))
-            ratios[f"{s}/{m}"] = {"pfn/ranged": pr, "off/ranged": orr, "ranged/munmap": rm}
+            pr, orr, rm, rs = (ratio(r(s, m, "pfn"), r(s, m, "ranged")),
+                               ratio(r(s, m, "off"), r(s, m, "ranged")),
+                               ratio(r(s, m, "ranged"), r(s, m, "munmap")),
+                               ratio(r(s, m, "ranged"), r(s, m, "msync")))
+            ratios[f"{s}/{m}"] = {"pfn/ranged": pr, "off/ranged": orr, "ranged/munmap": rm,
+                                  "ranged/msync": rs}
             lines.append(f"{s:>5}Mi {m:>5}Mi {fmt_ms(r(s, m, 'off')):>22} {fmt_ms(r(s, m, 'pfn')):>22} "
                          f"{fmt_ms(r(s, m, 'ranged')):>22} {fmt_ms(r(s, m, 'munmap')):>22} "
-                         f"{fmt_ratio(pr):>10} {fmt_ratio(orr):>10} {fmt_ratio(rm):>13}")
+                         f"{fmt_ms(r(s, m, 'msync')):>22} {fmt_ratio(pr):>10} {fmt_ratio(orr):>10} "
+                         f"{fmt_ratio(rm):>13} {fmt_ratio(rs):>12}")
     growth = {}
     if len(sizes) >= 2:
         lo, hi = sizes[0], sizes[-1]
@@ -146,17 +154,20 @@ def main():
                 f"{mode} {fmt_ratio(growth.get(f'{mode}/{m}'))}" for mode in MODES))
     lines.append("")
     lines.append("Of that, the revocation itself (dev_pagemap_failure(), without the rest of the "
-                 "driver's teardown), against munmap:")
+                 "driver's teardown), against the limits:")
     lines.append(f"{'device':>7} {'mapped':>7} {'pfn':>22} {'ranged':>22} {'munmap (limit)':>22} "
-                 f"{'pfn/ranged':>10} {'ranged/munmap':>13}")
+                 f"{'msync+munmap':>22} {'pfn/ranged':>10} {'ranged/munmap':>13} {'ranged/msync':>12}")
     for s in sizes:
         for m in (64, 512):
             if not rv(s, m, "ranged"):
                 continue
-            pr, rm = ratio(rv(s, m, "pfn"), rv(s, m, "ranged")), ratio(rv(s, m, "ranged"), r(s, m, "munmap"))
-            ratios.setdefault(f"{s}/{m}", {}).update({"revoke pfn/ranged": pr, "revoke ranged/munmap": rm})
+            pr = ratio(rv(s, m, "pfn"), rv(s, m, "ranged"))
+            rm, rs = ratio(rv(s, m, "ranged"), r(s, m, "munmap")), ratio(rv(s, m, "ranged"), r(s, m, "msync"))
+            ratios.setdefault(f"{s}/{m}", {}).update({"revoke pfn/ranged": pr, "revoke ranged/munmap": rm,
+                                                      "revoke ranged/msync": rs})
             lines.append(f"{s:>5}Mi {m:>5}Mi {fmt_ms(rv(s, m, 'pfn')):>22} {fmt_ms(rv(s, m, 'ranged')):>22} "
-                         f"{fmt_ms(r(s, m, 'munmap')):>22} {fmt_ratio(pr):>10} {fmt_ratio(rm):>13}")
+                         f"{fmt_ms(r(s, m, 'munmap')):>22} {fmt_ms(r(s, m, 'msync')):>22} "
+                         f"{fmt_ratio(pr):>10} {fmt_ratio(rm):>13} {fmt_ratio(rs):>12}")
     if ag0:
         if ag0["removal_ms"] is not None:
             lines.append(f"Upstream (off) with the data in AG 0, 1 GiB device: {ag0['removal_ms']:.0f} ms")
@@ -271,7 +282,7 @@ def main():
             "set xtics (1, 2, 4, 8)", "set xrange [0.7:11]",
         ]
         cols, titles = [], {"off": "upstream (off)", "pfn": "pfn at a time", "ranged": "ranged",
-                            "munmap": "munmap (limit)"}
+                            "munmap": "munmap (limit)", "msync": "msync + munmap"}
         for i, mode in enumerate(MODES):
             for j, m in enumerate((64, 512)):
                 col = 2 + 2 * i + j

@@ -4,7 +4,8 @@
 # Guest side of `make bench`: one boot per NVDIMM size. Kernel parameters:
 #   dpf.bench=removal	removal of the namespace under P processes that map
 #			M MiB of XFS files in total, in every mode, and the
-#			same processes unmapping themselves (munmap)
+#			same processes unmapping themselves (munmap), or
+#			writing back and then unmapping (msync)
 #   dpf.bench=storm	poison storms: N contiguous pages through one
 #			memory_failure_range() (mode ranged) against N
 #			single-page memory_failure() calls (mode pfn)
@@ -12,7 +13,7 @@
 #   dpf.bench=ag0	one upstream removal (mode off) with the file data in
 #			allocation group 0, which loops; the host cuts it off
 #   dpf.reps=R		repetitions of every measurement
-#   dpf.modes=M,M	removal: the modes to measure (off,pfn,ranged,munmap)
+#   dpf.modes=M,M	removal: the modes to measure (off,pfn,ranged,munmap,msync)
 #   dpf.mapped=N,N	removal: MiB mapped in total (64,512)
 # and several of them, comma-separated. Prints "BENCH key=value ..." lines
 # for scripts/bench.py.
@@ -30,7 +31,7 @@ INJECT=/sys/kernel/debug/dev_pagemap_failure/inject_range
 LOOKUP=/sys/kernel/debug/dev_pagemap_failure/bench_lookup
 LAST=/sys/kernel/debug/dev_pagemap_failure/last_failure_ns
 
-benches=removal reps=5 modes="off pfn ranged munmap" mapped_list="64 512"
+benches=removal reps=5 modes="off pfn ranged munmap msync" mapped_list="64 512"
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in
 	dpf.bench=*) benches=$(echo "${arg#dpf.bench=}" | tr , ' ') ;;
@@ -79,15 +80,18 @@ last_ag() {
 	echo $(($(dax_agcount "/dev/$pmem") - 1))
 }
 
-# One removal (or munmap) of MAPPED MiB in MODE; prints the BENCH line.
+# One removal (or munmap, or msync and munmap) of MAPPED MiB in MODE; prints
+# the BENCH line.
 removal_once() {	# removal_once MAPPED MODE REP
 	per=$(($1 / PROCS))
 	fresh_xfs -d agcount=2
 	make_files $per "$(last_ag)"
-	if [ "$2" = munmap ]; then
+	if [ "$2" = munmap ] || [ "$2" = msync ]; then
+		sync=
+		[ "$2" = msync ] && sync=-m
 		dpf_set_mode ranged
 		# shellcheck disable=SC2086
-		out=$("$SEL/dax_bench" -s $per -u $files)
+		out=$("$SEL/dax_bench" -s $per -u $sync $files)
 		umount "$MNT"
 	else
 		dpf_set_mode "$2"

@@ -12,13 +12,17 @@
  *	limit a removal cannot beat, since it must at least zap what is
  *	mapped. Timed from the first process starting to unmap until the last
  *	one has finished.
+ *   dax_bench -s MiB -u -m PATH...
+ *	The same, but each process first writes its dirty pages back
+ *	(msync(MS_SYNC)) and then unmaps: the limit for a revocation that,
+ *	like a removal, loses no data. Prints "msync_munmap_ms=T".
  *
  *   dax_bench -r FILE=VALUE
  *	Only time the write of VALUE to FILE (e.g. a poison range to
  *	dev_pagemap_failure's inject_range).
  *
- * Prints one line "removal_ms=T revoked=N/M ret=E", "munmap_ms=T" or
- * "write_ms=T ret=E" and exits 0, or non-zero if anything failed (a mapping
+ * Prints one line "removal_ms=T revoked=N/M ret=E", "munmap_ms=T",
+ * "msync_munmap_ms=T" or "write_ms=T ret=E" and exits 0, or non-zero if anything failed (a mapping
  * that survived a removal too).
  */
 #define _GNU_SOURCE
@@ -41,7 +45,7 @@
 #define PROBES 16
 
 struct result {
-	double start_ms, end_ms;	/* munmap, CLOCK_MONOTONIC */
+	double start_ms, end_ms;	/* [msync and] munmap, CLOCK_MONOTONIC */
 	int sigbus;			/* probes that raised SIGBUS */
 	int err;
 };
@@ -79,8 +83,8 @@ static bool faults(char *map, long page_size, long p)
 	return false;
 }
 
-static void child(const char *path, size_t size, bool unmap, int ready_fd,
-		  int go_fd, int result_fd)
+static void child(const char *path, size_t size, bool unmap, bool sync,
+		  int ready_fd, int go_fd, int result_fd)
 {
 	long page_size = sysconf(_SC_PAGESIZE), pages = size / page_size;
 	struct result r = { 0 };
@@ -102,7 +106,9 @@ static void child(const char *path, size_t size, bool unmap, int ready_fd,
 		exit(2);
 	if (!r.err && unmap) {
 		r.start_ms = now_ms();
-		if (munmap(map, size))
+		if (sync && msync(map, size, MS_SYNC))
+			r.err = errno;
+		if (munmap(map, size) && !r.err)
 			r.err = errno;
 		r.end_ms = now_ms();
 	} else if (!r.err) {
@@ -136,9 +142,9 @@ int main(int argc, char **argv)
 	char *remove_file = NULL, *remove_value = NULL, c;
 	double t0 = 0, t1 = 0, first = 0, last = 0;
 	size_t size = 64 << 20;
-	bool unmap = false;
+	bool unmap = false, sync = false;
 
-	while ((opt = getopt(argc, argv, "s:r:u")) != -1) {
+	while ((opt = getopt(argc, argv, "s:r:um")) != -1) {
 		switch (opt) {
 		case 's':
 			size = strtoul(optarg, NULL, 0) << 20;
@@ -153,13 +159,16 @@ int main(int argc, char **argv)
 		case 'u':
 			unmap = true;
 			break;
+		case 'm':
+			sync = true;
+			break;
 		default:
 			goto usage;
 		}
 	}
 	nprocs = argc - optind;
 	if (nprocs > MAX_PROCS || !size || unmap == !!remove_file ||
-	    (unmap && nprocs < 1))
+	    (unmap && nprocs < 1) || (sync && !unmap))
 		goto usage;
 	if (!nprocs) {
 		t0 = now_ms();
@@ -174,7 +183,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	for (int i = 0; i < nprocs; i++)
 		if (fork() == 0)
-			child(argv[optind + i], size, unmap, ready[1], go[0], res[1]);
+			child(argv[optind + i], size, unmap, sync, ready[1],
+			      go[0], res[1]);
 	close(ready[1]);
 	for (int i = 0; i < nprocs; i++) {
 		if (read(ready[0], &c, 1) != 1) {
@@ -212,13 +222,15 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (unmap) {
-		printf("munmap_ms=%.3f\n", last - first);
+		printf("%s=%.3f\n", sync ? "msync_munmap_ms" : "munmap_ms",
+		       last - first);
 		return 0;
 	}
 	printf("removal_ms=%.3f revoked=%d/%d ret=%d\n", t1 - t0, sigbus,
 	       nprocs * PROBES, ret);
 	return ret || sigbus != nprocs * PROBES;
 usage:
-	fprintf(stderr, "usage: dax_bench -s MiB (-r FILE=VALUE | -u) PATH... | -r FILE=VALUE\n");
+	fprintf(stderr,
+		"usage: dax_bench -s MiB (-r FILE=VALUE | -u [-m]) PATH... | -r FILE=VALUE\n");
 	return 1;
 }
