@@ -60,7 +60,7 @@ check:
 demo: deps
 	@$(S)/demo.sh
 
-bench: deps
+bench:
 	@$(S)/bench.sh
 
 patches: source
