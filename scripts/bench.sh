@@ -10,7 +10,7 @@
 # group 0, cut off at a cap. scripts/bench.py turns the lines into
 # bench/results.json, a table and bench/removal.png.
 #
-#   DPF_BENCH_SIZES="1G 2G"  DPF_BENCH_REPS=5  DPF_BENCH_AG0_CAP=60
+#   DPF_BENCH_SIZES="1G 2G"  DPF_BENCH_REPS=5  DPF_BENCH_AG0_CAP=30
 #   DPF_BENCH_ARGS="dpf.modes=off,ranged dpf.mapped=64"  (a quicker subset)
 . "$(dirname "$0")/common.sh"
 
@@ -18,7 +18,7 @@
 commit=$(git -C "$DPF_TOP" describe --always --dirty)
 sizes=${DPF_BENCH_SIZES:-1G 2G 4G 8G}
 reps=${DPF_BENCH_REPS:-5}
-ag0_cap=${DPF_BENCH_AG0_CAP:-60}
+ag0_cap=${DPF_BENCH_AG0_CAP:-30}
 runs=$DPF_OUT/bench
 [ "$reps" -ge 1 ] || die "DPF_BENCH_REPS must be at least 1"
 
