@@ -10,7 +10,7 @@
 # group 0, cut off at a cap. scripts/bench.py turns the lines into
 # bench/results.json, a table and bench/removal.png.
 #
-#   DPF_BENCH_SIZES="1G 2G"  DPF_BENCH_REPS=5  DPF_BENCH_AG0_CAP=30
+#   DPF_BENCH_SIZES="1G 2G"  DPF_BENCH_REPS=5  DPF_BENCH_AG0_CAP=20
 #   DPF_BENCH_ARGS="dpf.modes=off,ranged dpf.mapped=64"  (a quicker subset)
 . "$(dirname "$0")/common.sh"
 
@@ -18,7 +18,7 @@
 commit=$(git -C "$DPF_TOP" describe --always --dirty)
 sizes=${DPF_BENCH_SIZES:-1G 2G 4G 8G}
 reps=${DPF_BENCH_REPS:-5}
-ag0_cap=${DPF_BENCH_AG0_CAP:-30}
+ag0_cap=${DPF_BENCH_AG0_CAP:-20}
 runs=$DPF_OUT/bench
 [ "$reps" -ge 1 ] || die "DPF_BENCH_REPS must be at least 1"
 
@@ -45,10 +45,14 @@ for size in $sizes; do
 	benches=removal
 	[ "$size" = 1G ] && benches=removal,lookup
 	[ "$size" = 4G ] && benches=removal,storm
+	msync=0
+	if [ "$size" = "${sizes%% *}" ] || [ "$size" = "${sizes##* }" ]; then
+		msync=1
+	fi
 	# loglevel=3: upstream's one "Sending SIGBUS" line per page goes to the
 	# log buffer, not through the emulated serial console, in every mode.
 	"$DPF_TOP/scripts/vm.sh" -k release -s "$size" -t 1800 -o "$runs/$size" \
-		-a "dpf.bench=$benches dpf.reps=$reps loglevel=3 ${DPF_BENCH_ARGS:-}" bench ||
+		-a "dpf.bench=$benches dpf.reps=$reps dpf.msync=$msync loglevel=3 ${DPF_BENCH_ARGS:-}" bench ||
 		warn "the $size boot did not finish cleanly: $(cat "$runs/$size/status")"
 done
 "$DPF_TOP/scripts/vm.sh" -k release -s 1G -t "$ag0_cap" -o "$runs/ag0" \
