@@ -67,7 +67,23 @@ start=$(date +%s)
 set +e
 timeout -k 10 "$timeout" "${qemu[@]}" -append "$append" \
 	-serial "file:$rundir/console.log" -serial "file:$rundir/results.log" \
-	</dev/null >"$rundir/qemu.log" 2>&1
+	</dev/null >"$rundir/qemu.log" 2>&1 &
+qemu_pid=$!
+# A guest that printed its exit line but halts instead of powering off (a
+# kernel without ACPI power-off) would sit until the timeout: give it 30 s
+# after the exit line, then stop QEMU.
+while kill -0 "$qemu_pid" 2>/dev/null; do
+	if grep -qa '^DPF-GUEST-EXIT ' "$rundir/results.log" 2>/dev/null; then
+		for _ in $(seq 30); do
+			kill -0 "$qemu_pid" 2>/dev/null || break
+			sleep 1
+		done
+		kill "$qemu_pid" 2>/dev/null
+		break
+	fi
+	sleep 1
+done
+wait "$qemu_pid"
 rc=$?
 set -e
 elapsed=$(($(date +%s) - start))
