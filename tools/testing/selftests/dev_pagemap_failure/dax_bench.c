@@ -22,8 +22,8 @@
  *	dev_pagemap_failure's inject_range).
  *
  * Prints one line "removal_ms=T revoked=N/M ret=E", "munmap_ms=T",
- * "msync_munmap_ms=T" or "write_ms=T ret=E" and exits 0, or non-zero if anything failed (a mapping
- * that survived a removal too).
+ * "msync_munmap_ms=T" or "write_ms=T ret=E" and exits 0, or non-zero if
+ * anything failed (a mapping that survived a removal too).
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -45,9 +45,11 @@ dax_unbind_arg() {
 	echo "$(readlink -f "$nd/driver")/unbind=$(basename "$nd")"
 }
 
-# The allocation group holding the first extent of FILE.
-dax_file_ag() {
-	xfs_io -c "bmap -v" "$1" | awk '$1 == "0:" { print $4 }'
+# The allocation group holding the first extent of FILE, after running the
+# xfs_io command CMD on it (creating it) if one is given: one xfs_io for
+# both, since under TCG every exec counts.
+dax_file_ag() {	# dax_file_ag FILE [CMD]
+	xfs_io ${2:+-f -c "$2"} -c "bmap -v" "$1" | awk '$1 == "0:" { print $4 }'
 }
 
 # Preallocate SIZE_MB of a file NAME (default "data") in a new directory
@@ -58,10 +60,7 @@ dax_file_in_ag() {
 	mnt=$1 size_mb=$2 want=$3 name=${4:-data}
 	for i in 1 2 3 4 5 6 7 8; do
 		mkdir -p "$mnt/$name.d$i"
-		# One xfs_io for both: under TCG every exec counts.
-		ag=$(xfs_io -f -c "falloc 0 ${size_mb}m" -c "bmap -v" "$mnt/$name.d$i/$name" |
-			awk '$1 == "0:" { print $4 }')
-		if [ "$ag" = "$want" ]; then
+		if [ "$(dax_file_ag "$mnt/$name.d$i/$name" "falloc 0 ${size_mb}m")" = "$want" ]; then
 			echo "$mnt/$name.d$i/$name"
 			return 0
 		fi
