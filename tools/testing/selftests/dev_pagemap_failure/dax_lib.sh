@@ -60,7 +60,8 @@ dax_file_in_ag() {
 	mnt=$1 size_mb=$2 want=$3 name=${4:-data}
 	for i in 1 2 3 4 5 6 7 8; do
 		mkdir -p "$mnt/$name.d$i"
-		if [ "$(dax_file_ag "$mnt/$name.d$i/$name" "falloc 0 ${size_mb}m")" = "$want" ]; then
+		got=$(dax_file_ag "$mnt/$name.d$i/$name" "falloc 0 ${size_mb}m")
+		if [ "$got" = "$want" ]; then
 			echo "$mnt/$name.d$i/$name"
 			return 0
 		fi
