@@ -58,8 +58,9 @@ fi
 [ "$hp" -gt 0 ] || fail "host tests: no test ran"
 
 log "check: lint"
-rust_files=(mm/dev_pagemap_failure.rs mm/dev_pagemap_failure/range.rs rust/kernel/memremap.rs)
-if (cd "$KTREE" && rustfmt --check --edition 2021 --config-path .rustfmt.toml "${rust_files[@]}") > "$logs/rustfmt.log" 2>&1 &&
+# Every Rust file of the core, listed in the kernel tree.
+if (cd "$KTREE" && rustfmt --check --edition 2021 --config-path .rustfmt.toml \
+	mm/dev_pagemap_failure.rs mm/dev_pagemap_failure/*.rs rust/kernel/memremap.rs) > "$logs/rustfmt.log" 2>&1 &&
    (cd "$host" && cargo fmt --check) >> "$logs/rustfmt.log" 2>&1; then
 	pass "rustfmt: kernel Rust and host crate are formatted"
 else
@@ -95,7 +96,7 @@ log "check: guest run (debug kernel, QEMU TCG, 2 GiB NVDIMM)"
 run=$DPF_OUT/runs/debug-check
 "$DPF_TOP/scripts/vm.sh" -k debug -t "${DPF_GUEST_TIMEOUT:-900}" -o "$run" \
 	-a "${DPF_GUEST_ARGS:-}" check || true
-python3 "$DPF_TOP/scripts/results.py" "$run" dev_pagemap_failure 2>&1 | tee "$logs/guest.txt" || true
+python3 "$DPF_TOP/scripts/results.py" "$run" dev_pagemap_failure dev_pagemap_failure_ffi 2>&1 | tee "$logs/guest.txt" || true
 last=$(tail -n1 "$logs/guest.txt")
 if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed,\ ([0-9]+)\ skipped$ ]]; then
 	passed=$((passed + BASH_REMATCH[1]))

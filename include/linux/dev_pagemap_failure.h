@@ -44,8 +44,11 @@ enum dev_pagemap_failure_mode {
  *	the claim made with @data.  @mf_flags has MF_MEM_PRE_REMOVE when the
  *	device is going away and the owner must revoke every mapping of the
  *	range before returning.  May sleep.  Must not unregister claims of
- *	@dax_dev (the call would wait for itself).  Returns 0 or a negative
- *	errno, which is counted and reported to the caller of the failure.
+ *	@dax_dev (the call would wait for itself).  Returns 0 when handled,
+ *	-EOPNOTSUPP to decline (the part then goes to the pfn-at-a-time
+ *	fallback, as if unclaimed), or another negative errno, which is
+ *	counted and reported to the caller of the failure.  See "Outcomes
+ *	and the fallback" in Documentation/mm/dev_pagemap_failure.rst.
  */
 struct dax_failure_ops {
 	const char *name;

@@ -28,8 +28,6 @@ pub enum RangeError {
     UnsortedClaims,
     /// A value lies outside the range it must be translated from.
     OutOfRange,
-    /// The values given to [`coalesce`] were not strictly ascending.
-    Unsorted,
 }
 
 /// A non-empty half-open range `[start, end)`.
@@ -294,66 +292,6 @@ where
     }
 }
 
-/// Coalesces strictly ascending values (e.g. poisoned pfns) into maximal runs of consecutive
-/// values, so that a caller with a list of pages can dispatch whole ranges.
-///
-/// Yields `Err(RangeError::Unsorted)` once and ends if a value is not greater than the one
-/// before it; values equal to `u64::MAX` cannot be in a [`Range`] and yield
-/// `Err(RangeError::Overflow)`.
-pub fn coalesce<I>(values: I) -> Coalesce<I::IntoIter>
-where
-    I: IntoIterator<Item = u64>,
-{
-    Coalesce {
-        values: values.into_iter(),
-        run: None,
-        done: false,
-    }
-}
-
-/// The iterator returned by [`coalesce`].
-pub struct Coalesce<I> {
-    values: I,
-    /// The run being built, `[start, end)`.
-    run: Option<(u64, u64)>,
-    done: bool,
-}
-
-impl<I> Iterator for Coalesce<I>
-where
-    I: Iterator<Item = u64>,
-{
-    type Item = Result<Range, RangeError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        loop {
-            let Some(value) = self.values.next() else {
-                self.done = true;
-                return self.run.take().map(|(start, end)| Range::new(start, end));
-            };
-            let Some(next) = value.checked_add(1) else {
-                self.done = true;
-                return Some(Err(RangeError::Overflow));
-            };
-            match self.run {
-                None => self.run = Some((value, next)),
-                Some((start, end)) if value == end => self.run = Some((start, next)),
-                Some((_, end)) if value > end => {
-                    let finished = self.run.replace((value, next));
-                    return finished.map(|(start, end)| Range::new(start, end));
-                }
-                Some(_) => {
-                    self.done = true;
-                    return Some(Err(RangeError::Unsorted));
-                }
-            }
-        }
-    }
-}
-
 /// The geometry of a device-mapper striped target: its data is spread over `stripes` members
 /// in chunks of `chunk` units, round robin. Chunk `c` of the target (counted from its start)
 /// is chunk `c / stripes` of member `c % stripes`, as in drivers/md/dm-stripe.c. Every
@@ -413,27 +351,6 @@ impl Stripes {
             start: 0,
             end: self.member_len,
         }
-    }
-
-    /// Where unit `offset` of the target (counted from the target's start) lives: the member
-    /// and the offset in the member's space.
-    pub fn target_to_member(&self, offset: u64) -> Result<(u64, u64), RangeError> {
-        if offset >= self.target().len() {
-            return Err(RangeError::OutOfRange);
-        }
-        let (chunk, within) = (offset / self.chunk, offset % self.chunk);
-        // No overflow: the result is below `member_len`.
-        Ok((
-            chunk % self.stripes,
-            chunk / self.stripes * self.chunk + within,
-        ))
-    }
-
-    /// Whether `failure` (member space) covers all the member holds of the target: then every
-    /// chunk of that member failed (a removal), and the caller hands over the whole target
-    /// range in one call instead of one range per chunk.
-    pub fn covers_member(&self, failure: &Range) -> bool {
-        failure.contains(&self.member_space())
     }
 
     /// The ranges of the device-mapper device that a failure of `member` affects. `failure`
@@ -556,12 +473,6 @@ impl Route {
         })
     }
 
-    /// A linear target: `len` units of the lower device from `lower_start` appear at
-    /// `target_start` of the upper device.
-    pub fn linear(lower_start: u64, target_start: u64, len: u64) -> Result<Self, RangeError> {
-        Self::new(lower_start, Stripes::new(target_start, len, 1, len)?, 0)
-    }
-
     /// The part of the lower device that this route maps.
     pub fn lower(&self) -> Range {
         // No overflow: checked by `new()`.
@@ -574,19 +485,6 @@ impl Route {
     /// The target's range in the upper device.
     pub fn target(&self) -> Range {
         self.geometry.target()
-    }
-
-    /// Where unit `upper` of the upper device lives in the lower device, if on this route's
-    /// member; `None` if it lies on another member. Fails with [`RangeError::OutOfRange`]
-    /// outside the target. The inverse of [`Route::upper_ranges`], for tests.
-    pub fn lower_of(&self, upper: u64) -> Result<Option<u64>, RangeError> {
-        let target = self.target();
-        if !target.contains(&Range::from_len(upper, 1)?) {
-            return Err(RangeError::OutOfRange);
-        }
-        let (member, offset) = self.geometry.target_to_member(upper - target.start)?;
-        // No overflow: `offset < member_len` and `lower()` fits.
-        Ok((member == self.member).then_some(self.lower_start + offset))
     }
 
     /// The ranges of the upper device that a failure of the lower device affects, ascending

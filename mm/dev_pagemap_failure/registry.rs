@@ -24,7 +24,7 @@ use core::ffi::c_void;
 
 use kernel::{
     bindings,
-    ffi::c_int,
+    ffi::{c_char, c_int},
     new_mutex, new_srcu,
     prelude::*,
     rbtree::{RBTree, RBTreeNodeReservation},
@@ -33,9 +33,17 @@ use kernel::{
         atomic::{Atomic, Relaxed},
         Arc, Mutex, Srcu,
     },
+    tracepoint::declare_trace,
 };
 
-use super::range::{split, Range, RangeError, Segment};
+use crate::outcome::{Delivery, Fallback, Settlement};
+use crate::range::{split, Range, RangeError, Segment};
+
+declare_trace! {
+    /// One call to an owner's handler: device, byte range, `MF_*` flags, owner, result.
+    unsafe fn dax_failure_dispatch(dev: *const c_char, offset: u64, len: u64, flags: c_int,
+                                   owner: *const c_char, ret: c_int);
+}
 
 /// Length of the name shown in logs and debugfs, including the terminating NUL.
 pub(crate) const NAME_LEN: usize = 32;
@@ -57,35 +65,52 @@ impl Name {
     }
 }
 
+/// The handler of a claim's owner, as `struct dax_failure_ops` declares it.
+type Handler =
+    unsafe extern "C" fn(*mut bindings::dax_device, *mut c_void, u64, u64, c_int) -> c_int;
+
 /// Who owns a claim: the `ops` and `data` a registrant passed to `dax_failure_register()`.
+///
+/// # Invariants
+///
+/// `ops` points to a `struct dax_failure_ops` whose handler is `notify`, and `ops`, its `name`
+/// and `data` stay valid until the claim made with this owner has been removed from its
+/// registry and the registry's SRCU grace period that follows has ended.
 #[derive(Clone, Copy)]
 pub(crate) struct Owner {
     ops: *const bindings::dax_failure_ops,
+    notify: Handler,
     data: *mut c_void,
 }
 
-// SAFETY: An `Owner` is only two pointers that the registrant promised (see `Owner::new`) stay
-// valid until its claim is unregistered; the handler they lead to may be called from any task.
+// SAFETY: An `Owner` is only pointers that the registrant promised (see `Owner::new`) stay
+// valid while its claim is registered; the handler they lead to may be called from any task.
 unsafe impl Send for Owner {}
 
 // SAFETY: As above; `Owner` has no interior mutability.
 unsafe impl Sync for Owner {}
 
 impl Owner {
-    /// Wraps a registrant's handler.
+    /// Wraps a registrant's handler; `None` if `ops` has no handler.
     ///
     /// # Safety
     ///
-    /// `ops` must point to a `struct dax_failure_ops` whose `notify_failure` is set, and `ops`,
-    /// its `name` and `data` must stay valid until the claim made with this owner has been
-    /// unregistered (or the registry freed).
-    pub(crate) unsafe fn new(ops: *const bindings::dax_failure_ops, data: *mut c_void) -> Self {
-        Self { ops, data }
+    /// `ops` must point to a valid `struct dax_failure_ops`, and `ops`, its `name` and `data`
+    /// must stay valid until the claim made with this owner has been unregistered (or the
+    /// registry freed).
+    pub(crate) unsafe fn new(
+        ops: *const bindings::dax_failure_ops,
+        data: *mut c_void,
+    ) -> Option<Self> {
+        // SAFETY: `ops` is valid (the caller's guarantee).
+        let notify = unsafe { (*ops).notify_failure }?;
+        // INVARIANT: `notify` is the handler of `ops`; validity is the caller's guarantee.
+        Some(Self { ops, notify, data })
     }
 
     /// The owner's name, for logs and debugfs.
     pub(crate) fn name(&self) -> &CStr {
-        // SAFETY: `ops` is valid by the invariant of `Owner::new`.
+        // SAFETY: `ops` is valid by the type invariant.
         let name = unsafe { (*self.ops).name };
         if name.is_null() {
             return c"(unnamed)";
@@ -99,26 +124,24 @@ impl Owner {
         self.data
     }
 
-    /// Calls the owner's handler for `range` (bytes of the dax_device).
+    /// Calls the owner's handler for `range` (bytes of the dax_device); returns what it
+    /// returned.
     ///
     /// # Safety
     ///
     /// The caller is inside the SRCU read-side section of the registry that holds the claim,
-    /// and found the claim there, so the claim has not been unregistered yet.
+    /// and found the claim there after entering it, so the grace period that would end the
+    /// owner's validity has not ended.
     unsafe fn notify(
         &self,
         dax_dev: *mut bindings::dax_device,
         range: Range,
         flags: c_int,
     ) -> c_int {
-        // SAFETY: `ops` is valid (invariant of `Owner::new`) and stays valid while the claim is
-        // registered, which the caller guarantees for the duration of the call.
-        let Some(notify) = (unsafe { (*self.ops).notify_failure }) else {
-            return EOPNOTSUPP.to_errno();
-        };
-        // SAFETY: The handler's contract is the C one documented in
-        // include/linux/dev_pagemap_failure.h; `data` is what the owner registered.
-        unsafe { notify(dax_dev, self.data, range.start(), range.len(), flags) }
+        // SAFETY: By the type invariant and the caller's guarantee `ops` and `data` are still
+        // valid; the handler's contract is the C one documented in
+        // include/linux/dev_pagemap_failure.h, and `data` is what the owner registered.
+        unsafe { (self.notify)(dax_dev, self.data, range.start(), range.len(), flags) }
     }
 }
 
@@ -131,10 +154,27 @@ struct Claim {
     pre_removed: bool,
 }
 
+/// Which claims a lookup finds, and whether it marks them as told of a removal.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Every claim; nothing is marked (poison).
+    Failure,
+    /// Every claim, each marked as told (a removal).
+    Removal,
+    /// Only claims not yet told of a removal, each then marked (the device dying).
+    UntoldRemoval,
+}
+
 /// What the registry mutex protects.
+///
+/// # Invariants
+///
+/// The claims in `tree` are pairwise disjoint, and each is stored under the key
+/// `claim.range.end()`, the first byte after it (unique, since claims are non-empty and
+/// disjoint). So the first claim whose key exceeds a byte covers that byte or is the first
+/// claim after it, and the tree's order is the claims' order.
 struct Claims {
-    /// Claims keyed by the first byte after them (unique, since claims are non-empty and
-    /// pairwise disjoint), so that the claim covering a byte is found in one descent.
+    /// The claims, keyed by their end.
     tree: RBTree<u64, Claim>,
     /// The device is gone: no new claims, no more dispatches.
     dead: bool,
@@ -143,30 +183,23 @@ struct Claims {
 
 impl Claims {
     /// The part from `pos` on of the claim that covers `pos`, or else the first claim after
-    /// `pos`, if it starts before `end`; with `untold_only`, the first such claim that has not
-    /// seen a removal yet. Marks it as having seen the removal if `pre_remove`.
+    /// `pos`, if it starts before `end`; with [`Pass::UntoldRemoval`], the first such claim
+    /// that has not been told of a removal yet. A removal pass marks the claim as told.
     ///
     /// Clipping at `pos` keeps what a dispatch sees sorted and disjoint even when claims
     /// change between two lookups (a claim unregistered while its handler ran, and a new one
     /// registered over its tail).
-    fn next_from(
-        &mut self,
-        pos: u64,
-        end: u64,
-        pre_remove: bool,
-        untold_only: bool,
-    ) -> Option<(Range, Owner)> {
-        // Claims are keyed by their end, so the first claim ending after `pos` is found in one
-        // descent: it covers `pos` or, claims being disjoint, is the first one after it. No
-        // claim ends after `u64::MAX`.
+    fn next_from(&mut self, pos: u64, end: u64, pass: Pass) -> Option<(Range, Owner)> {
+        // By the type invariant the first claim ending after `pos` covers `pos` or is the
+        // first one after it, and is found in one descent. No claim ends after `u64::MAX`.
         let mut cursor = self.tree.cursor_lower_bound_mut(&pos.checked_add(1)?)?;
         loop {
             let (_, claim) = cursor.current_mut();
             if claim.range.end() <= pos || claim.range.start() >= end {
                 return None;
             }
-            if !(untold_only && claim.pre_removed) {
-                if pre_remove {
+            if !(pass == Pass::UntoldRemoval && claim.pre_removed) {
+                if pass != Pass::Failure {
                     claim.pre_removed = true;
                 }
                 let range = Range::new(claim.range.start().max(pos), claim.range.end()).ok()?;
@@ -178,9 +211,9 @@ impl Claims {
 
     /// Whether `range` overlaps a claim already in the tree.
     fn overlaps(&self, range: &Range) -> bool {
-        // The only candidate is the first claim ending after `range` starts: every claim before
-        // it ends at or before that, and every claim after it starts after the candidate, so
-        // it overlaps `range` only if the candidate does.
+        // The only candidate is the first claim ending after `range` starts (type invariant):
+        // every claim before it ends at or before that, and every claim after it starts after
+        // the candidate, so it overlaps `range` only if the candidate does.
         range
             .start()
             .checked_add(1)
@@ -213,20 +246,6 @@ impl Stats {
             handler_errors: Atomic::new(0),
         }
     }
-}
-
-/// How a dispatch went.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Outcome {
-    /// Handler calls made, one per claim that overlapped the failure.
-    pub(crate) calls: u64,
-    /// Parts of the failure that nobody claimed.
-    pub(crate) unclaimed: u64,
-    /// Handler calls that declined the failure (`-EOPNOTSUPP`); their parts went to the
-    /// fallback like unclaimed ones.
-    pub(crate) declined: u64,
-    /// The first error a handler or the fallback returned.
-    pub(crate) error: Option<c_int>,
 }
 
 /// The owners of the ranges of one dax_device.
@@ -333,6 +352,7 @@ impl Registry {
             owner,
             pre_removed: false,
         };
+        // INVARIANT: `range` overlaps no claim (checked above) and is keyed by its end.
         claims
             .tree
             .insert(reservation.into_node(range.end(), claim));
@@ -398,8 +418,9 @@ impl Registry {
     }
 
     /// Hands `failure` (bytes of the device) to the owners of the claims it overlaps, one
-    /// call per claim with exactly the overlapping part, and passes the parts nobody claims
-    /// to `unclaimed`, in ascending order.
+    /// call per claim with exactly the overlapping part, and records in `settlement` what
+    /// became of each part, in ascending order: parts nobody takes go to `fallback` if there
+    /// is one (see [`Settlement::record`]).
     ///
     /// Fails with [`ClaimError::Dead`] if the device is gone.
     ///
@@ -412,33 +433,48 @@ impl Registry {
         dax_dev: *mut bindings::dax_device,
         failure: Range,
         mf_flags: c_int,
-        unclaimed: impl FnMut(Range) -> Result<(), c_int>,
-        trace: impl FnMut(&Owner, Range, c_int),
-    ) -> Result<Outcome, ClaimError> {
+        settlement: &mut Settlement,
+        fallback: Option<Fallback<'_>>,
+    ) -> Result<(), ClaimError> {
         let _srcu = self.srcu.read_lock();
-        if self.claims.lock().dead {
-            return Err(ClaimError::Dead);
-        }
+        let name = {
+            let claims = self.claims.lock();
+            if claims.dead {
+                return Err(ClaimError::Dead);
+            }
+            Name(claims.name)
+        };
+        let removal = mf_flags & bindings::mf_flags_MF_MEM_PRE_REMOVE as c_int != 0;
+        let pass = if removal {
+            Pass::Removal
+        } else {
+            Pass::Failure
+        };
         // SAFETY: We are inside `srcu`; `dax_dev` is the caller's guarantee.
-        Ok(unsafe { self.deliver(dax_dev, failure, mf_flags, false, unclaimed, trace) })
+        unsafe {
+            self.deliver(
+                dax_dev, &name, failure, mf_flags, pass, settlement, fallback,
+            )
+        };
+        Ok(())
     }
 
-    /// The body of [`Registry::dispatch`] and [`Registry::kill`]: with `untold_only`, claims
-    /// that have seen a removal are passed over (their parts count as unclaimed).
+    /// The body of [`Registry::dispatch`] and [`Registry::kill`].
     ///
     /// # Safety
     ///
     /// The caller is inside `self.srcu`, and `dax_dev` is as for [`Registry::dispatch`].
+    #[allow(clippy::too_many_arguments)]
     unsafe fn deliver(
         &self,
         dax_dev: *mut bindings::dax_device,
+        name: &Name,
         failure: Range,
         mf_flags: c_int,
-        untold_only: bool,
-        mut unclaimed: impl FnMut(Range) -> Result<(), c_int>,
-        mut trace: impl FnMut(&Owner, Range, c_int),
-    ) -> Outcome {
-        let pre_remove = mf_flags & bindings::mf_flags_MF_MEM_PRE_REMOVE as c_int != 0;
+        pass: Pass,
+        settlement: &mut Settlement,
+        mut fallback: Option<Fallback<'_>>,
+    ) {
         // Look the claims up one at a time, dropping the mutex in between, so that handlers
         // run without it; `split` checks that what we hand it is sorted and disjoint.
         let mut pos = failure.start();
@@ -447,51 +483,34 @@ impl Registry {
             if pos >= failure.end() {
                 return None;
             }
-            let next = self
-                .claims
-                .lock()
-                .next_from(pos, failure.end(), pre_remove, untold_only);
+            let next = self.claims.lock().next_from(pos, failure.end(), pass);
             if let Some((range, _)) = next {
                 pos = range.end();
             }
             next
         });
-        let mut outcome = Outcome::default();
         for segment in split(failure, claims) {
-            let result = match segment {
+            let (part, delivery) = match segment {
                 Ok(Segment::Claimed { range, owner }) => {
-                    outcome.calls += 1;
                     self.stats.dispatches.add(1, Relaxed);
                     self.stats.dispatched_bytes.add(range.len(), Relaxed);
                     // SAFETY: The caller is inside `srcu` and we found the claim after it
                     // entered.
                     let ret = unsafe { owner.notify(dax_dev, range, mf_flags) };
-                    trace(&owner, range, ret);
-                    if ret == EOPNOTSUPP.to_errno() {
-                        // The owner declines (e.g. XFS cannot look poison up without
-                        // rmapbt): the range is as good as unclaimed.
-                        outcome.declined += 1;
-                        unclaimed(range)
-                    } else if ret < 0 {
+                    trace(name, &owner, range, mf_flags, ret);
+                    let delivery = Delivery::of_errno(ret);
+                    if let Delivery::Failed(_) = delivery {
                         self.stats.handler_errors.add(1, Relaxed);
-                        Err(ret)
-                    } else {
-                        Ok(())
                     }
+                    (range, delivery)
                 }
-                Ok(Segment::Unclaimed(range)) => {
-                    outcome.unclaimed += 1;
-                    unclaimed(range)
-                }
+                Ok(Segment::Unclaimed(range)) => (range, Delivery::Unclaimed),
                 // `next_from` clips every claim at the position reached, so what `split` sees
                 // is sorted and disjoint; this cannot happen.
-                Err(_) => Err(EIO.to_errno()),
+                Err(_) => (failure, Delivery::Failed(EIO.to_errno())),
             };
-            if let Err(e) = result {
-                outcome.error.get_or_insert(e);
-            }
+            settlement.record(part, delivery, fallback.as_deref_mut());
         }
-        outcome
     }
 
     /// Marks the device gone, after announcing the removal to every owner that has not heard
@@ -500,19 +519,30 @@ impl Registry {
     /// # Safety
     ///
     /// As for [`Registry::dispatch`].
-    pub(crate) unsafe fn kill(
-        &self,
-        dax_dev: *mut bindings::dax_device,
-        trace: impl FnMut(&Owner, Range, c_int),
-    ) {
+    pub(crate) unsafe fn kill(&self, dax_dev: *mut bindings::dax_device) {
         // Dead first: a claim registered while we walk must fail rather than miss the news.
-        self.claims.lock().dead = true;
+        let name = {
+            let mut claims = self.claims.lock();
+            claims.dead = true;
+            Name(claims.name)
+        };
         {
             let _srcu = self.srcu.read_lock();
-            let everything = Range::EVERYTHING;
             let flags = bindings::mf_flags_MF_MEM_PRE_REMOVE as c_int;
+            // What the owners answer changes nothing: the device is gone either way.
+            let mut ignored = Settlement::default();
             // SAFETY: We are inside `srcu`; `dax_dev` is the caller's guarantee.
-            unsafe { self.deliver(dax_dev, everything, flags, true, |_| Ok(()), trace) };
+            unsafe {
+                self.deliver(
+                    dax_dev,
+                    &name,
+                    Range::EVERYTHING,
+                    flags,
+                    Pass::UntoldRemoval,
+                    &mut ignored,
+                    None,
+                )
+            };
         }
         self.srcu.synchronize();
     }
@@ -524,4 +554,19 @@ impl Registry {
             f(claim.range, &claim.owner);
         }
     }
+}
+
+/// Emits the dispatch tracepoint for one handler call.
+fn trace(dev: &Name, owner: &Owner, range: Range, flags: c_int, ret: c_int) {
+    // SAFETY: Both strings are NUL-terminated and outlive the call.
+    unsafe {
+        dax_failure_dispatch(
+            dev.as_char_ptr(),
+            range.start(),
+            range.len(),
+            flags,
+            owner.name().as_char_ptr(),
+            ret,
+        )
+    };
 }

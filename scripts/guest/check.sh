@@ -5,6 +5,15 @@
 # kmemleak for a scan when the kernel has it. The host counts the results
 # and scans the console for splats (scripts/results.sh).
 
+# dpf.inject_lockdep_bug=1 on the command line (DPF_GUEST_ARGS) takes two
+# locks in both orders first: lockdep must report it and the run go red.
+for arg in $(cat /proc/cmdline); do
+	case "$arg" in
+	dpf.inject_lockdep_bug=1)
+		echo 1 > /sys/kernel/debug/dev_pagemap_failure/inject_lockdep_bug ;;
+	esac
+done
+
 # Each script prints its own KTAP plan; results.py adds them up.
 rc=0
 /dpf/selftests/dax_failure.sh || rc=1

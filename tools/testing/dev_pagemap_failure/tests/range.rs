@@ -4,9 +4,7 @@
 //! property tests against a naive model that walks every unit of a small
 //! universe, placed anywhere in the u64 space (including against u64::MAX).
 
-use dev_pagemap_failure_host::range::{
-    coalesce, split, Range, RangeError, Route, Segment, Stripes,
-};
+use dev_pagemap_failure_host::range::{split, Range, RangeError, Route, Segment, Stripes};
 use proptest::prelude::*;
 
 fn r(start: u64, end: u64) -> Range {
@@ -282,21 +280,6 @@ fn translate_moves_between_spaces() {
     );
 }
 
-#[test]
-fn coalesce_runs() {
-    let runs: Vec<_> = coalesce([1, 2, 3, 7, 9, 10]).collect();
-    assert_eq!(runs, vec![Ok(r(1, 4)), Ok(r(7, 8)), Ok(r(9, 11))]);
-    assert_eq!(coalesce([]).next(), None);
-    let runs: Vec<_> = coalesce([1, 2, 2, 5]).collect();
-    assert_eq!(runs, vec![Err(RangeError::Unsorted)]);
-    let runs: Vec<_> = coalesce([1, 5, 3]).collect();
-    assert_eq!(runs, vec![Ok(r(1, 2)), Err(RangeError::Unsorted)]);
-    let runs: Vec<_> = coalesce([u64::MAX - 2, u64::MAX - 1]).collect();
-    assert_eq!(runs, vec![Ok(r(u64::MAX - 2, u64::MAX))]);
-    let runs: Vec<_> = coalesce([u64::MAX - 1, u64::MAX]).collect();
-    assert_eq!(runs, vec![Err(RangeError::Overflow)]);
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(4096))]
 
@@ -336,18 +319,49 @@ proptest! {
             }
         }
     }
+}
 
-    #[test]
-    fn coalesce_matches_model(set in proptest::collection::btree_set(0u64..200, 0..60),
-                              base in prop_oneof![Just(0u64), Just(u64::MAX - 201)]) {
-        let values: Vec<u64> = set.iter().map(|v| base + v).collect();
-        let got: Vec<Range> = coalesce(values.iter().copied()).map(|x| x.unwrap()).collect();
-        // Every value is covered exactly once, runs are maximal and ordered.
-        let covered: Vec<u64> = got.iter().flat_map(|x| x.start()..x.end()).collect();
-        prop_assert_eq!(&covered, &values);
-        for pair in got.windows(2) {
-            prop_assert!(pair[0].end() < pair[1].start());
+/// The naive inverse of a striped geometry (`stripes` members, chunks of `chunk`, as
+/// dm-stripe.c maps them): member and member offset of unit `offset` of a target that is
+/// `len` long; `None` outside it.
+fn model_target_to_member(stripes: u64, chunk: u64, len: u64, offset: u64) -> Option<(u64, u64)> {
+    (offset < len).then(|| {
+        let c = offset / chunk;
+        (c % stripes, c / stripes * chunk + offset % chunk)
+    })
+}
+
+/// A linear route: `len` units of the lower device from `lower_start` appear at
+/// `target_start` of the upper device (one stripe whose chunk is the whole part, as
+/// drivers/md/dm-dax-failure.c describes dm-linear).
+fn linear(lower_start: u64, target_start: u64, len: u64) -> Result<Route, RangeError> {
+    Route::new(lower_start, Stripes::new(target_start, len, 1, len)?, 0)
+}
+
+/// A route with its parameters, so that the tests can invert it with the naive model.
+struct Params {
+    lower_start: u64,
+    stripes: u64,
+    chunk: u64,
+    member: u64,
+}
+
+impl Params {
+    /// Where unit `upper` of the upper device lives in the lower device, if on the route's
+    /// member; `Err` outside the target.
+    fn lower_of(&self, route: &Route, upper: u64) -> Result<Option<u64>, RangeError> {
+        let target = route.target();
+        if upper < target.start() || upper >= target.end() {
+            return Err(RangeError::OutOfRange);
         }
+        let (m, off) = model_target_to_member(
+            self.stripes,
+            self.chunk,
+            target.len(),
+            upper - target.start(),
+        )
+        .ok_or(RangeError::OutOfRange)?;
+        Ok((m == self.member).then(|| self.lower_start + off))
     }
 }
 
@@ -395,12 +409,11 @@ fn stripes_one_range_per_chunk() {
         stripe_ranges(&g, 0, r(0, 8)),
         vec![r(100, 104), r(112, 116)]
     );
-    assert!(g.covers_member(&r(0, 8)));
-    assert!(!g.covers_member(&r(1, 8)));
+    assert_eq!(g.member_space(), r(0, 8));
     // Outside the member's mapped part: nothing.
     assert_eq!(stripe_ranges(&g, 2, r(8, 20)), vec![]);
-    assert_eq!(g.target_to_member(17), Ok((1, 5)));
-    assert_eq!(g.target_to_member(24), Err(RangeError::OutOfRange));
+    assert_eq!(model_target_to_member(3, 4, 24, 17), Some((1, 5)));
+    assert_eq!(stripe_ranges(&g, 1, r(5, 6)), vec![r(117, 118)]);
 }
 
 #[test]
@@ -466,7 +479,7 @@ proptest! {
             prop_assert!(g.target().contains(x));
             // Round trip: every unit maps back into the failure on the same member.
             for t in [x.start(), x.end() - 1] {
-                let (m, off) = g.target_to_member(t - start).unwrap();
+                let (m, off) = model_target_to_member(stripes, chunk, len, t - start).unwrap();
                 prop_assert_eq!(m, member);
                 prop_assert!(failure.start() <= off && off < failure.end());
             }
@@ -474,7 +487,7 @@ proptest! {
                 prop_assert!(x.len() <= chunk, "one chunk per range");
             }
         }
-        prop_assert_eq!(g.covers_member(&failure), fs == 0 && fs + fl >= member_len);
+        prop_assert_eq!(g.member_space(), r(0, member_len));
     }
 }
 
@@ -500,14 +513,20 @@ fn route_checks_its_member_and_lower_part() {
     assert_eq!(Route::new(0, g, 2), Err(RangeError::OutOfRange));
     assert_eq!(Route::new(u64::MAX - 7, g, 1), Err(RangeError::Overflow));
     assert!(Route::new(u64::MAX - 8, g, 1).is_ok());
-    assert_eq!(Route::linear(0, 0, 0), Err(RangeError::Empty));
-    assert_eq!(Route::linear(u64::MAX - 1, 0, 2), Err(RangeError::Overflow));
+    assert_eq!(linear(0, 0, 0), Err(RangeError::Empty));
+    assert_eq!(linear(u64::MAX - 1, 0, 2), Err(RangeError::Overflow));
 }
 
 #[test]
 fn linear_route_shifts_and_clips() {
     // 100 units of the lower device from 50 appear at 1000 of the upper one.
-    let route = Route::linear(50, 1000, 100).unwrap();
+    let route = linear(50, 1000, 100).unwrap();
+    let params = Params {
+        lower_start: 50,
+        stripes: 1,
+        chunk: 100,
+        member: 0,
+    };
     assert_eq!(route.lower(), r(50, 150));
     assert_eq!(route.target(), r(1000, 1100));
     assert_eq!(route_ranges(&route, r(60, 70)), vec![r(1010, 1020)]);
@@ -519,8 +538,8 @@ fn linear_route_shifts_and_clips() {
     assert_eq!(route_ranges(&route, r(150, 151)), vec![]);
     // The whole device going away: the whole target, once.
     assert_eq!(route_ranges(&route, Range::EVERYTHING), vec![r(1000, 1100)]);
-    assert_eq!(route.lower_of(1010), Ok(Some(60)));
-    assert_eq!(route.lower_of(1100), Err(RangeError::OutOfRange));
+    assert_eq!(params.lower_of(&route, 1010), Ok(Some(60)));
+    assert_eq!(params.lower_of(&route, 1100), Err(RangeError::OutOfRange));
 }
 
 #[test]
@@ -528,6 +547,12 @@ fn striped_route_exact_chunks_or_whole_target() {
     // 3 members with chunks of 4 and 8 units each, target at 100; member 1 lives at 20 of
     // its lower device. Target chunks 0 1 2 | 3 4 5 are on members 0 1 2 | 0 1 2.
     let route = Route::new(20, Stripes::new(100, 8, 3, 4).unwrap(), 1).unwrap();
+    let params = Params {
+        lower_start: 20,
+        stripes: 3,
+        chunk: 4,
+        member: 1,
+    };
     assert_eq!(route.lower(), r(20, 28));
     assert_eq!(
         route_ranges(&route, r(22, 27)),
@@ -542,8 +567,8 @@ fn striped_route_exact_chunks_or_whole_target() {
         poison_ranges(&route, r(20, 28)),
         vec![r(104, 108), r(116, 120)]
     );
-    assert_eq!(route.lower_of(118), Ok(Some(26)));
-    assert_eq!(route.lower_of(112), Ok(None));
+    assert_eq!(params.lower_of(&route, 118), Ok(Some(26)));
+    assert_eq!(params.lower_of(&route, 112), Ok(None));
 }
 
 #[test]
@@ -560,7 +585,7 @@ fn routes_at_the_top_of_u64() {
         route_ranges(&route, Range::EVERYTHING),
         vec![r(u64::MAX - 20, u64::MAX)]
     );
-    let linear = Route::linear(u64::MAX - 3, u64::MAX - 3, 3).unwrap();
+    let linear = linear(u64::MAX - 3, u64::MAX - 3, 3).unwrap();
     assert_eq!(
         route_ranges(&linear, r(u64::MAX - 2, u64::MAX - 1)),
         vec![r(u64::MAX - 2, u64::MAX - 1)]
@@ -587,6 +612,7 @@ proptest! {
         let lower_start = if lower_place == u64::MAX { u64::MAX - member_len } else { lower_place };
         let g = Stripes::new(target_start, member_len, stripes, chunk).unwrap();
         let route = Route::new(lower_start, g, member_pick % stripes).unwrap();
+        let params = Params { lower_start, stripes, chunk, member: member_pick % stripes };
         // The failure is placed around the lower part: before, across or inside it.
         let base = lower_start.saturating_sub(20);
         let Ok(failure) = Range::from_len(base.saturating_add(fs), fl) else {
@@ -606,7 +632,7 @@ proptest! {
         } else {
             // Exactly the units whose lower unit failed, for poison even when all did.
             let model: Vec<u64> = (route.target().start()..route.target().end())
-                .filter(|&t| match route.lower_of(t).unwrap() {
+                .filter(|&t| match params.lower_of(&route, t).unwrap() {
                     Some(l) => failure.start() <= l && l < failure.end(),
                     None => false,
                 })

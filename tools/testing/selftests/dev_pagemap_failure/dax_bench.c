@@ -41,6 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dax_util.h"
+
 #define MAX_PROCS 16
 #define PROBES 16
 
@@ -63,14 +65,6 @@ static void on_sigbus(int sig)
 	(void)sig;
 	if (__atomic_load_n(&probing, __ATOMIC_RELAXED))
 		siglongjmp(fault_jmp, 1);
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 /* Touch page P of MAP; true if it raised SIGBUS. */
@@ -121,19 +115,6 @@ static void child(const char *path, size_t size, bool unmap, bool sync,
 	if (write(result_fd, &r, sizeof(r)) != sizeof(r))
 		exit(2);
 	exit(0);
-}
-
-static int write_sysfs(const char *file, const char *value)
-{
-	int fd = open(file, O_WRONLY);
-	int ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, value, strlen(value)) < 0)
-		ret = -errno;
-	close(fd);
-	return ret;
 }
 
 int main(int argc, char **argv)

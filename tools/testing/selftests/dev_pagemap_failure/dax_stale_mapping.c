@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dax_util.h"
 #include "kselftest.h"
 
 #define MAX_PROCS 16
@@ -185,28 +186,6 @@ static int child(const char *path, size_t size, off_t offset,
 	if (write(report_fd, &r, sizeof(r)) != sizeof(r))
 		return 15;
 	return 0;
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-/* Write VALUE to FILE, as `echo VALUE > FILE` does; returns 0 or -errno. */
-static int write_sysfs(const char *file, const char *value)
-{
-	int fd = open(file, O_WRONLY);
-	int ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, value, strlen(value)) < 0)
-		ret = -errno;
-	close(fd);
-	return ret;
 }
 
 static void bad_arguments(void)

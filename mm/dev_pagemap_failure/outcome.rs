@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What became of a failure, and the one decision that follows from it: which bytes go to the
+//! pfn-at-a-time fallback and what the caller is told.
+//!
+//! Every path that hands out a failure (a registry's dispatch, the pmem driver's pagemap
+//! operation, a device-mapper route, [`crate::dev_pagemap_failure`]) records each part of it
+//! as a [`Delivery`] in one [`Settlement`], and returns [`Settlement::errno`]:
+//!
+//! | part of the failure                  | [`Delivery`]  | fallback, when the path has one | caller sees         |
+//! |--------------------------------------|---------------|---------------------------------|---------------------|
+//! | an owner handled it (returned 0)     | `Taken`       | no                              | 0                   |
+//! | an owner returned `-EOPNOTSUPP`      | `Declined`    | runs for exactly that part      | 0 if the fallback ran, else `-EOPNOTSUPP` |
+//! | nobody claims it                     | `Unclaimed`   | runs for exactly that part      | 0 if the fallback ran, else `-EOPNOTSUPP` |
+//! | an owner returned another error `e`  | `Failed(e)`   | no                              | the first such `e`  |
+//!
+//! So `-EOPNOTSUPP` has one meaning everywhere, coming in and going out: *not (all) handled
+//! here; the caller's own fallback applies*. An owner returns it to decline; the core returns
+//! it when some part was neither taken by an owner nor handled by a fallback, and the caller
+//! (the device below a route, `memory_failure_range()`, `memory_failure()`) then runs its own
+//! fallback for the range. Handling a page twice is harmless: the fallback skips pages nobody
+//! maps, and revoking a revoked mapping finds nothing.
+
+use kernel::{ffi::c_int, prelude::*};
+
+use crate::range::Range;
+
+/// What became of one part of a failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// Its owner handled it.
+    Taken,
+    /// Its owner declined it (`-EOPNOTSUPP`), e.g. XFS without a reverse map asked about
+    /// poison: as good as unclaimed.
+    Declined,
+    /// Nobody claims it.
+    Unclaimed,
+    /// Its owner failed with this negative errno.
+    Failed(c_int),
+}
+
+impl Delivery {
+    /// What a handler's (or a driver operation's) return value means.
+    pub(crate) fn of_errno(ret: c_int) -> Self {
+        if ret >= 0 {
+            Delivery::Taken
+        } else if ret == not_handled() {
+            Delivery::Declined
+        } else {
+            Delivery::Failed(ret)
+        }
+    }
+}
+
+/// The errno of a failure that was not (all) handled: `-EOPNOTSUPP`.
+pub(crate) fn not_handled() -> c_int {
+    EOPNOTSUPP.to_errno()
+}
+
+/// The pfn-at-a-time fallback of a path, for the parts nobody took: called with the part (in
+/// the unit of the path's failure), returns `Err(errno)` if it failed.
+pub(crate) type Fallback<'a> = &'a mut dyn FnMut(Range) -> Result<(), c_int>;
+
+/// What became of all the parts of one failure, recorded part by part.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Settlement {
+    /// Parts an owner took.
+    pub(crate) taken: u64,
+    /// Parts an owner declined.
+    pub(crate) declined: u64,
+    /// Parts nobody claims.
+    pub(crate) unclaimed: u64,
+    /// Parts recorded, of every kind.
+    parts: u64,
+    /// Whether a declined or unclaimed part was left without a fallback.
+    unhandled: bool,
+    /// The first error of an owner or of the fallback.
+    error: Option<c_int>,
+}
+
+impl Settlement {
+    /// Records what became of `part`. A part nobody took goes to `fallback` if the path has
+    /// one; without one it is left to the caller.
+    pub(crate) fn record(
+        &mut self,
+        part: Range,
+        delivery: Delivery,
+        fallback: Option<Fallback<'_>>,
+    ) {
+        self.parts += 1;
+        match delivery {
+            Delivery::Taken => self.taken += 1,
+            Delivery::Failed(e) => {
+                self.error.get_or_insert(e);
+            }
+            Delivery::Declined | Delivery::Unclaimed => {
+                if delivery == Delivery::Declined {
+                    self.declined += 1;
+                } else {
+                    self.unclaimed += 1;
+                }
+                match fallback {
+                    Some(fallback) => {
+                        if let Err(e) = fallback(part) {
+                            self.error.get_or_insert(e);
+                        }
+                    }
+                    None => self.unhandled = true,
+                }
+            }
+        }
+    }
+
+    /// The first error recorded, if any.
+    pub(crate) fn error(&self) -> Option<c_int> {
+        self.error
+    }
+
+    /// What the caller of the path is told: the first error, else `-EOPNOTSUPP` if a part was
+    /// neither taken nor handled by a fallback (or nothing was delivered at all), else 0.
+    pub(crate) fn errno(&self) -> c_int {
+        match self.error {
+            Some(e) => e,
+            None if self.unhandled || self.parts == 0 => not_handled(),
+            None => 0,
+        }
+    }
+}

@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Test and benchmark interfaces, only with `CONFIG_DEV_PAGEMAP_FAILURE_TEST`: files in the
+//! root-only `/sys/kernel/debug/dev_pagemap_failure/` that the kselftests, `make check` and
+//! `make bench` use. A production kernel has none of them.
+//!
+//! * `inject_range` (write `PFN NR_PAGES`): `memory_failure_range(PFN, NR_PAGES,
+//!   MF_SW_SIMULATED)`, as mm/hwpoison-inject.c's `corrupt-pfn` does for one page; the write
+//!   fails with its error.
+//! * `bench_lookup` (write `CLAIMS ITERATIONS`, read the result): the cost of dispatching one
+//!   failed page with CLAIMS claims on a private registry.
+//! * `last_failure_ns` (read): how long the last `dev_pagemap_failure()` took, so that a
+//!   benchmark can tell the revocation from the rest of a driver's teardown.
+//! * `inject_lockdep_bug` (write anything): takes two locks in both orders, which lockdep
+//!   must report; the harness uses it to prove that a kernel splat turns `make check` red.
+
+use kernel::{
+    bindings, debugfs,
+    ffi::{c_int, c_ulong},
+    fmt, new_spinlock,
+    page::PAGE_SHIFT,
+    prelude::*,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        SpinLock,
+    },
+    time::{Instant, Monotonic},
+    uaccess::UserSliceReader,
+};
+
+use crate::outcome::Settlement;
+use crate::range::Range;
+use crate::registry::{Owner, Registry};
+
+/// The test files; removed when dropped.
+pub(crate) struct Files {
+    _inject: Pin<KBox<debugfs::File<InjectRangeFile>>>,
+    _bench_lookup: Pin<KBox<debugfs::File<BenchLookupFile>>>,
+    _last_failure: Pin<KBox<debugfs::File<LastFailureFile>>>,
+    _lockdep_bug: Pin<KBox<debugfs::File<LockdepBugFile>>>,
+}
+
+impl Files {
+    /// Creates the test files in `dir`.
+    pub(crate) fn new(dir: &debugfs::Dir) -> Result<Self> {
+        Ok(Self {
+            _inject: KBox::pin_init(
+                dir.write_callback_file(c"inject_range", InjectRangeFile, &InjectRangeFile::write),
+                GFP_KERNEL,
+            )?,
+            _bench_lookup: KBox::pin_init(
+                dir.read_write_callback_file(
+                    c"bench_lookup",
+                    BenchLookupFile::new(),
+                    &BenchLookupFile::show,
+                    &BenchLookupFile::write,
+                ),
+                GFP_KERNEL,
+            )?,
+            _last_failure: KBox::pin_init(
+                dir.read_callback_file(c"last_failure_ns", LastFailureFile, &LastFailureFile::show),
+                GFP_KERNEL,
+            )?,
+            _lockdep_bug: KBox::pin_init(
+                dir.write_callback_file(
+                    c"inject_lockdep_bug",
+                    LockdepBugFile,
+                    &LockdepBugFile::write,
+                ),
+                GFP_KERNEL,
+            )?,
+        })
+    }
+}
+
+/// Reads a write of exactly two decimal or `0x` hexadecimal `u64`s; `-EINVAL` otherwise.
+fn read_two_numbers(reader: &mut UserSliceReader) -> Result<(u64, u64)> {
+    let mut buf = [0u8; 64];
+    let len = reader.len();
+    if len == 0 || len > buf.len() {
+        return Err(EINVAL);
+    }
+    reader.read_slice(&mut buf[..len])?;
+    let text = core::str::from_utf8(&buf[..len]).map_err(|_| EINVAL)?;
+    let mut words = text.split_ascii_whitespace();
+    let (Some(a), Some(b), None) = (words.next(), words.next(), words.next()) else {
+        return Err(EINVAL);
+    };
+    Ok((parse_u64(a)?, parse_u64(b)?))
+}
+
+/// Parses a decimal or `0x`-prefixed hexadecimal `u64`.
+fn parse_u64(word: &str) -> Result<u64> {
+    let parsed = match word.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => word.parse(),
+    };
+    parsed.map_err(|_| EINVAL)
+}
+
+/// `inject_range`.
+struct InjectRangeFile;
+
+impl InjectRangeFile {
+    fn write(_: &Self, reader: &mut UserSliceReader) -> Result {
+        let (pfn, nr_pages) = read_two_numbers(reader)?;
+        let pfn = c_ulong::try_from(pfn).map_err(|_| EINVAL)?;
+        let nr_pages = c_ulong::try_from(nr_pages).map_err(|_| EINVAL)?;
+        let flags = bindings::mf_flags_MF_SW_SIMULATED as c_int;
+        // SAFETY: `memory_failure_range()` validates its arguments.
+        let ret = unsafe { bindings::memory_failure_range(pfn, nr_pages, flags) };
+        kernel::error::to_result(ret)
+    }
+}
+
+/// How long the last `dev_pagemap_failure()` call took, in nanoseconds.
+static LAST_FAILURE_NS: Atomic<u64> = Atomic::new(0);
+
+/// Times one `dev_pagemap_failure()` call: started on entry, recorded in `last_failure_ns`
+/// when dropped.
+pub(crate) struct FailureTimer(Instant<Monotonic>);
+
+impl FailureTimer {
+    pub(crate) fn start() -> Self {
+        Self(Instant::now())
+    }
+}
+
+impl Drop for FailureTimer {
+    fn drop(&mut self) {
+        let ns = u64::try_from(self.0.elapsed().as_nanos()).unwrap_or(0);
+        LAST_FAILURE_NS.store(ns, Relaxed);
+    }
+}
+
+/// `last_failure_ns`.
+struct LastFailureFile;
+
+impl LastFailureFile {
+    fn show(_: &Self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", LAST_FAILURE_NS.load(Relaxed))
+    }
+}
+
+/// `bench_lookup`: writing `CLAIMS ITERATIONS` builds a private registry (no device) with
+/// CLAIMS one-page claims on every other page, then dispatches a one-page failure ITERATIONS
+/// times, each into another claim, to a handler that does nothing; reading gives
+/// `claims=N iterations=N ns_per_dispatch=N` of the last run.
+struct BenchLookupFile {
+    claims: Atomic<u64>,
+    iterations: Atomic<u64>,
+    ns_per_dispatch: Atomic<u64>,
+}
+
+/// The largest claim count `bench_lookup` accepts.
+const BENCH_MAX_CLAIMS: u64 = 1 << 20;
+
+/// The benchmark claimants' handler: does nothing.
+extern "C" fn bench_handler(
+    _dax_dev: *mut bindings::dax_device,
+    _data: *mut core::ffi::c_void,
+    _offset: u64,
+    _len: u64,
+    _flags: c_int,
+) -> c_int {
+    0
+}
+
+/// The ops of the benchmark claims.
+struct BenchOps(bindings::dax_failure_ops);
+
+// SAFETY: The ops are immutable and the name is a static string.
+unsafe impl Sync for BenchOps {}
+
+static BENCH_OPS: BenchOps = BenchOps(bindings::dax_failure_ops {
+    // `as_char_ptr()` is not const; the kernel's `c_char` is `u8`, hence the cast.
+    #[allow(clippy::disallowed_methods)]
+    name: c"bench".as_ptr().cast(),
+    notify_failure: Some(bench_handler),
+});
+
+impl BenchLookupFile {
+    fn new() -> Self {
+        Self {
+            claims: Atomic::new(0),
+            iterations: Atomic::new(0),
+            ns_per_dispatch: Atomic::new(0),
+        }
+    }
+
+    fn show(this: &Self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "claims={} iterations={} ns_per_dispatch={}",
+            this.claims.load(Relaxed),
+            this.iterations.load(Relaxed),
+            this.ns_per_dispatch.load(Relaxed)
+        )
+    }
+
+    fn write(this: &Self, reader: &mut UserSliceReader) -> Result {
+        let (claims, iterations) = read_two_numbers(reader)?;
+        if claims == 0 || claims > BENCH_MAX_CLAIMS || iterations == 0 {
+            return Err(EINVAL);
+        }
+        let page = 1u64 << PAGE_SHIFT;
+        let registry = Registry::new()?;
+        // SAFETY: `BENCH_OPS` is static; `data` is never dereferenced.
+        let owner = unsafe { Owner::new(&raw const BENCH_OPS.0, core::ptr::null_mut()) };
+        let owner = owner.ok_or(EINVAL)?;
+        // No overflow below: `k < claims <= 2^20`, so `k * 2 * page < 2^33`.
+        for k in 0..claims {
+            let range = Range::from_len(k * 2 * page, page).map_err(|_| EINVAL)?;
+            registry.register(range, owner).map_err(Error::from)?;
+            kernel::task::might_sleep();
+        }
+        // A stride that is prime to any claim count below it visits the claims in a scattered
+        // order, so that no cache line of the tree stays hot by accident.
+        let stride = (7919 % claims).max(1);
+        let mut k = 0u64;
+        let start = Instant::<Monotonic>::now();
+        for _ in 0..iterations {
+            let failure = Range::from_len(k * 2 * page, page).map_err(|_| EINVAL)?;
+            let mut settlement = Settlement::default();
+            // SAFETY: The handler ignores the device; no device is passed.
+            unsafe { registry.dispatch(core::ptr::null_mut(), failure, 0, &mut settlement, None) }
+                .map_err(Error::from)?;
+            k = (k + stride) % claims;
+        }
+        let ns = start.elapsed().as_nanos();
+        let per = u64::try_from(ns).unwrap_or(0) / iterations;
+        this.claims.store(claims, Relaxed);
+        this.iterations.store(iterations, Relaxed);
+        this.ns_per_dispatch.store(per, Relaxed);
+        Ok(())
+    }
+}
+
+#[pin_data]
+struct LockPair {
+    #[pin]
+    a: SpinLock<()>,
+    #[pin]
+    b: SpinLock<()>,
+}
+
+/// `inject_lockdep_bug`.
+struct LockdepBugFile;
+
+impl LockdepBugFile {
+    /// Takes two locks in both orders, one after the other. This cannot deadlock by itself,
+    /// but it is exactly the inversion that lockdep exists to report.
+    fn write(_: &Self, _reader: &mut UserSliceReader) -> Result {
+        pr_warn!("inject_lockdep_bug: taking two locks in both orders on purpose\n");
+        let pair = KBox::pin_init(
+            pin_init!(LockPair {
+                a <- new_spinlock!(()),
+                b <- new_spinlock!(()),
+            }),
+            GFP_KERNEL,
+        )?;
+        {
+            let _a = pair.a.lock();
+            let _b = pair.b.lock();
+        }
+        {
+            let _b = pair.b.lock();
+            let _a = pair.a.lock();
+        }
+        Ok(())
+    }
+}
