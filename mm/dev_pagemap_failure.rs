@@ -168,7 +168,7 @@ fn notify_pfns(
         registry.stats.fallback_pages.add(pages.len(), Relaxed);
         unclaimed_pages(pages)
     };
-    let fallback: Option<outcome::Fallback<'_>> = match mode {
+    let fallback: Option<outcome::Fallback<'_, '_>> = match mode {
         Mode::Off => None,
         Mode::Pfn | Mode::Ranged => Some(&mut fallback),
     };

@@ -90,6 +90,22 @@ else
 	grep -E -A8 '^(warning|error)(\[|:)' "$logs/kernel-debug.log" | head -n 60
 	fail "rustc/clippy diagnostics in the kernel build (log: $logs/kernel-debug.log)"
 fi
+setup kernel-production "$DPF_TOP/scripts/kernel.sh" production mm/dev_pagemap_failure.o
+# The test interfaces are in the debug object (so the check can fail) and in
+# no object of the production configuration, which must build silently too.
+test_files=(inject_range bench_lookup last_failure_ns inject_lockdep_bug)
+missing_in_debug=() found_in_production=()
+for name in "${test_files[@]}"; do
+	grep -qa "$name" "$KBUILD_DIR/debug/mm/dev_pagemap_failure.o" || missing_in_debug+=("$name")
+	! grep -qa "$name" "$KBUILD_DIR/production/mm/dev_pagemap_failure.o" || found_in_production+=("$name")
+done
+if [ ${#missing_in_debug[@]} -eq 0 ] && [ ${#found_in_production[@]} -eq 0 ] &&
+   ! grep -qE '^(warning|error)(\[|:)' "$logs/kernel-production.log"; then
+	pass "production configuration: the core builds silently, without test interfaces (${test_files[*]})"
+else
+	grep -E -A8 '^(warning|error)(\[|:)' "$logs/kernel-production.log" | head -n 40
+	fail "production configuration: in it: ${found_in_production[*]:-none}; missing from debug: ${missing_in_debug[*]:-none}"
+fi
 setup initramfs "$DPF_TOP/scripts/initramfs.sh"
 
 log "check: guest run (debug kernel, QEMU TCG, 2 GiB NVDIMM)"

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Configure and build one kernel variant: kernel.sh release|debug
+# Configure and build one kernel variant: kernel.sh VARIANT [TARGET...]
+#
+# VARIANT is release, debug or production; without TARGETs the bzImage is
+# built and linked into out/VARIANT/, with TARGETs only those (single
+# objects such as mm/dev_pagemap_failure.o: how make check compiles the
+# production configuration without building and booting a third kernel).
 #
 # The configuration is allnoconfig + config/base.config + config/<variant>.config.
 # After olddefconfig every option a fragment asks for is checked, and the
@@ -9,7 +14,9 @@
 # is off silently drops an option otherwise).
 . "$(dirname "$0")/common.sh"
 
-variant=${1:?usage: kernel.sh release|debug}
+variant=${1:?usage: kernel.sh release|debug|production [TARGET...]}
+shift
+targets=("$@")
 frag=$DPF_TOP/config/$variant.config
 [ -f "$frag" ] || die "no config fragment $frag"
 
@@ -63,8 +70,12 @@ if ! cmp -s "$cfg/.config" "$build/.config"; then
 fi
 rm -rf "$cfg"
 
-log "$variant: building in $build"
+log "$variant: building ${targets[*]:-bzImage} in $build"
 "${kmake[@]}" olddefconfig >/dev/null
+if [ ${#targets[@]} -gt 0 ]; then
+	"${kmake[@]}" "${targets[@]}"
+	exit
+fi
 "${kmake[@]}" bzImage
 
 mkdir -p "$DPF_OUT/$variant"

@@ -21,7 +21,7 @@ use kernel::{
     sync::{Arc, ArcBorrow},
 };
 
-use crate::outcome::{self, Fallback, Settlement};
+use crate::outcome::{Fallback, Settlement};
 use crate::range::{Range, RangeError};
 use crate::registry::{ClaimError, Owner, Registry};
 use crate::{debugfs, mode, route};
@@ -53,7 +53,7 @@ impl DaxDevice {
         failure: Range,
         mf_flags: c_int,
         settlement: &mut Settlement,
-        fallback: Option<Fallback<'_>>,
+        fallback: Option<Fallback<'_, '_>>,
     ) -> Result<(), ClaimError> {
         // SAFETY: `raw` is live and `registry` is its registry (type invariant).
         unsafe {
@@ -114,11 +114,13 @@ unsafe fn owner_of(
     offset: u64,
     len: u64,
 ) -> Result<Owner, c_int> {
-    // SAFETY: `ops` is valid when not null, and with `data` stays valid while claimed (the
-    // caller's guarantee).
-    let owner = (!ops.is_null())
-        .then(|| unsafe { Owner::new(ops, data) })
-        .flatten();
+    let owner = if ops.is_null() {
+        None
+    } else {
+        // SAFETY: `ops` is valid, and with `data` stays valid while claimed (the caller's
+        // guarantee).
+        unsafe { Owner::new(ops, data) }
+    };
     owner.ok_or_else(|| {
         pr_err_ratelimited!(
             "claim [{:#x}, +{:#x}) without a handler: -EINVAL\n",
@@ -318,7 +320,7 @@ pub unsafe extern "C" fn dax_failure_synchronize(dax_dev: *mut bindings::dax_dev
 /// [`dax_failure_notify_pfns`]): parts nobody takes are the caller's to handle.
 ///
 /// Returns 0 if owners took all of it, the first handler error, "not handled"
-/// ([`outcome::not_handled`]) if some part was not taken (unclaimed, or declined), `-EINVAL`
+/// ([`crate::outcome::not_handled`]) if some part was not taken (unclaimed, or declined), `-EINVAL`
 /// for an empty or overflowing range, `-ENXIO` if the device is gone.
 ///
 /// # Safety
@@ -353,7 +355,7 @@ pub unsafe extern "C" fn dax_failure_notify(
 /// driver's `route` (see [`route::pass_up`]).
 ///
 /// Returns 0 if owners above took all of the failure, the first error of one, "not handled"
-/// ([`outcome::not_handled`]) if any part of it was not taken (the lower device then runs
+/// ([`crate::outcome::not_handled`]) if any part of it was not taken (the lower device then runs
 /// its fallback for the claim's range), `-EINVAL` for a malformed route or failure.
 ///
 /// # Safety

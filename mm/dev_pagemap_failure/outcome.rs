@@ -7,12 +7,15 @@
 //! operation, a device-mapper route, [`crate::dev_pagemap_failure`]) records each part of it
 //! as a [`Delivery`] in one [`Settlement`], and returns [`Settlement::errno`]:
 //!
-//! | part of the failure                  | [`Delivery`]  | fallback, when the path has one | caller sees         |
-//! |--------------------------------------|---------------|---------------------------------|---------------------|
-//! | an owner handled it (returned 0)     | `Taken`       | no                              | 0                   |
-//! | an owner returned `-EOPNOTSUPP`      | `Declined`    | runs for exactly that part      | 0 if the fallback ran, else `-EOPNOTSUPP` |
-//! | nobody claims it                     | `Unclaimed`   | runs for exactly that part      | 0 if the fallback ran, else `-EOPNOTSUPP` |
-//! | an owner returned another error `e`  | `Failed(e)`   | no                              | the first such `e`  |
+//! | the part                        | [`Delivery`] | fallback, if the path has one | caller sees |
+//! |---------------------------------|--------------|-------------------------------|-------------|
+//! | an owner handled it (returns 0) | `Taken`      | no                            | 0           |
+//! | an owner returns `-EOPNOTSUPP`  | `Declined`   | runs for exactly that part    | 0 or (1)    |
+//! | nobody claims it                | `Unclaimed`  | runs for exactly that part    | 0 or (1)    |
+//! | an owner returns an error `e`   | `Failed(e)`  | no                            | first `e`   |
+//!
+//! (1): 0 if the fallback ran; `-EOPNOTSUPP` if the path has none. A fallback that fails makes
+//! its error the caller's, like an owner's.
 //!
 //! So `-EOPNOTSUPP` has one meaning everywhere, coming in and going out: *not (all) handled
 //! here; the caller's own fallback applies*. An owner returns it to decline; the core returns
@@ -58,8 +61,9 @@ pub(crate) fn not_handled() -> c_int {
 }
 
 /// The pfn-at-a-time fallback of a path, for the parts nobody took: called with the part (in
-/// the unit of the path's failure), returns `Err(errno)` if it failed.
-pub(crate) type Fallback<'a> = &'a mut dyn FnMut(Range) -> Result<(), c_int>;
+/// the unit of the path's failure), returns `Err(errno)` if it failed. Borrowed for `'a`, it
+/// may itself borrow for `'f`.
+pub(crate) type Fallback<'a, 'f> = &'a mut (dyn FnMut(Range) -> Result<(), c_int> + 'f);
 
 /// What became of all the parts of one failure, recorded part by part.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -85,7 +89,7 @@ impl Settlement {
         &mut self,
         part: Range,
         delivery: Delivery,
-        fallback: Option<Fallback<'_>>,
+        fallback: Option<Fallback<'_, '_>>,
     ) {
         self.parts += 1;
         match delivery {

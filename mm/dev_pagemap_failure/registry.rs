@@ -434,7 +434,7 @@ impl Registry {
         failure: Range,
         mf_flags: c_int,
         settlement: &mut Settlement,
-        fallback: Option<Fallback<'_>>,
+        fallback: Option<Fallback<'_, '_>>,
     ) -> Result<(), ClaimError> {
         let _srcu = self.srcu.read_lock();
         let name = {
@@ -473,7 +473,7 @@ impl Registry {
         mf_flags: c_int,
         pass: Pass,
         settlement: &mut Settlement,
-        mut fallback: Option<Fallback<'_>>,
+        mut fallback: Option<Fallback<'_, '_>>,
     ) {
         // Look the claims up one at a time, dropping the mutex in between, so that handlers
         // run without it; `split` checks that what we hand it is sorted and disjoint.

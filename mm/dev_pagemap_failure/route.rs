@@ -89,8 +89,9 @@ pub(crate) fn nobody_above() -> c_int {
 /// Passes a failure of the lower device through `layout` to the owners of `upper`.
 ///
 /// Returns 0 if owners above took all of it, the first error of one, or "not handled"
-/// ([`outcome::not_handled`]) if any part of it was not taken (nobody above claims it, or its owner declined; and always in
-/// mode `off`, where, as upstream, nothing above a stacking driver hears of it).
+/// ([`outcome::not_handled`]) if any part of it was not taken: nobody above claims it, or its
+/// owner declined; and always in mode `off`, where, as upstream, nothing above a stacking
+/// driver hears of it.
 pub(crate) fn pass_up(
     layout: &Layout,
     upper: &DaxDevice,
