@@ -98,7 +98,8 @@ struct DevPagemapFailureModule {
 impl kernel::Module for DevPagemapFailureModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         Ok(Self {
-            _debugfs: debugfs::Files::new()?,
+            // SAFETY: The module initializer runs once.
+            _debugfs: unsafe { debugfs::Files::new() }?,
         })
     }
 }

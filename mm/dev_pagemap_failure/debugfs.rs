@@ -56,10 +56,14 @@ pub(crate) struct Files {
 }
 
 impl Files {
-    /// Creates the directory, once, from the module initializer.
-    pub(crate) fn new() -> Result<Self> {
-        // SAFETY: Called once, from the module initializer, before `REGISTRIES_READY` allows
-        // any use.
+    /// Creates the directory.
+    ///
+    /// # Safety
+    ///
+    /// Called at most once (from the module initializer).
+    pub(crate) unsafe fn new() -> Result<Self> {
+        // SAFETY: This runs at most once (the caller's guarantee), before `REGISTRIES_READY`
+        // allows any use of `REGISTRIES`.
         unsafe { REGISTRIES.init() };
         REGISTRIES_READY.store(true, Release);
         let dir = debugfs::Dir::new(c"dev_pagemap_failure");

@@ -24,7 +24,7 @@ use kernel::{
 use crate::outcome::{Fallback, Settlement};
 use crate::range::{Range, RangeError};
 use crate::registry::{ClaimError, Owner, Registry};
-use crate::{debugfs, mode, route};
+use crate::{debugfs, mode, route, Mode};
 
 fn errno(e: impl Into<Error>) -> c_int {
     e.into().to_errno()
@@ -60,6 +60,12 @@ impl DaxDevice {
             self.registry
                 .dispatch(self.raw, failure, mf_flags, settlement, fallback)
         }
+    }
+
+    /// [`Registry::kill`] on this device.
+    fn kill(&self) {
+        // SAFETY: `raw` is live and `registry` is its registry (type invariant).
+        unsafe { self.registry.kill(self.raw) }
     }
 }
 
@@ -186,7 +192,7 @@ unsafe fn claim_op(
 /// valid `struct dax_failure_ops`, which with its name and `data` stays valid until the claim
 /// is unregistered.
 #[export]
-pub unsafe extern "C" fn dax_failure_register(
+pub(crate) unsafe extern "C" fn dax_failure_register(
     dax_dev: *mut bindings::dax_device,
     offset: u64,
     len: u64,
@@ -212,8 +218,8 @@ pub unsafe extern "C" fn dax_failure_register(
 /// `ops`/`data`, atomically: a failure dispatched meanwhile reaches the old owner or the new
 /// one, never neither. For device-mapper, which hands its claims from the old table to the
 /// new one. Does not wait for a call of the old owner's handler in flight (it may sleep on
-/// I/O to a suspended dm device): [`dax_failure_synchronize`] does, and `old_data` must stay
-/// valid until it returns.
+/// I/O to a suspended dm device): [`dax_failure_synchronize`] does, and the old owner's `ops`,
+/// its name and `old_data` must stay valid until it returns.
 ///
 /// Returns 0, `-EINVAL` for a bad range or a missing handler, `-ENOENT` if no such claim
 /// exists.
@@ -222,7 +228,7 @@ pub unsafe extern "C" fn dax_failure_register(
 ///
 /// As for [`dax_failure_register`] for the new owner.
 #[export]
-pub unsafe extern "C" fn dax_failure_replace(
+pub(crate) unsafe extern "C" fn dax_failure_replace(
     dax_dev: *mut bindings::dax_device,
     offset: u64,
     len: u64,
@@ -254,7 +260,7 @@ pub unsafe extern "C" fn dax_failure_replace(
 /// `dax_dev` is null or a live dax_device the caller holds a reference to. Must not be called
 /// from a handler of the same device.
 #[export]
-pub unsafe extern "C" fn dax_failure_unregister(
+pub(crate) unsafe extern "C" fn dax_failure_unregister(
     dax_dev: *mut bindings::dax_device,
     offset: u64,
     len: u64,
@@ -274,8 +280,9 @@ pub unsafe extern "C" fn dax_failure_unregister(
 }
 
 /// Removes the claim of exactly `[offset, offset + len)` made with `data` without waiting for
-/// a call of its handler in flight; [`dax_failure_synchronize`] waits for it, and `data` must
-/// stay valid until then. For callers that must not sleep on the handlers.
+/// a call of its handler in flight; [`dax_failure_synchronize`] waits for it, and the owner's
+/// `ops`, its name and `data` must stay valid until then. For callers that must not sleep on
+/// the handlers.
 ///
 /// Returns 0, `-EINVAL` for a bad range, `-ENOENT` if no such claim exists.
 ///
@@ -283,7 +290,7 @@ pub unsafe extern "C" fn dax_failure_unregister(
 ///
 /// `dax_dev` is null or a live dax_device the caller holds a reference to.
 #[export]
-pub unsafe extern "C" fn dax_failure_detach(
+pub(crate) unsafe extern "C" fn dax_failure_detach(
     dax_dev: *mut bindings::dax_device,
     offset: u64,
     len: u64,
@@ -310,7 +317,7 @@ pub unsafe extern "C" fn dax_failure_detach(
 /// `dax_dev` is null or a dax_device the caller holds a reference to. Must not be called from
 /// a handler of the same device.
 #[export]
-pub unsafe extern "C" fn dax_failure_synchronize(dax_dev: *mut bindings::dax_device) {
+pub(crate) unsafe extern "C" fn dax_failure_synchronize(dax_dev: *mut bindings::dax_device) {
     // SAFETY: `dax_dev` is null or referenced (the caller's guarantee).
     let _ = unsafe { with_dax_device(dax_dev, |dev| dev.registry().synchronize()) };
 }
@@ -327,7 +334,7 @@ pub unsafe extern "C" fn dax_failure_synchronize(dax_dev: *mut bindings::dax_dev
 ///
 /// `dax_dev` is null or a live dax_device the caller holds a reference to.
 #[export]
-pub unsafe extern "C" fn dax_failure_notify(
+pub(crate) unsafe extern "C" fn dax_failure_notify(
     dax_dev: *mut bindings::dax_device,
     offset: u64,
     len: u64,
@@ -363,12 +370,16 @@ pub unsafe extern "C" fn dax_failure_notify(
 /// `route` is null or valid for the duration of the call, and `route.upper` is null or a
 /// live dax_device that stays alive for the duration of the call.
 #[export]
-pub unsafe extern "C" fn dax_failure_route(
+pub(crate) unsafe extern "C" fn dax_failure_route(
     route: *const bindings::dax_failure_route,
     offset: u64,
     len: u64,
     mf_flags: c_int,
 ) -> c_int {
+    // In mode `off`, as upstream, nothing above a stacking driver hears of a failure.
+    if mode() == Mode::Off {
+        return route::nobody_above();
+    }
     // SAFETY: `route` is null or valid (the caller's guarantee).
     let Some(route) = (unsafe { route.as_ref() }) else {
         pr_err_ratelimited!("NULL route\n");
@@ -393,7 +404,7 @@ pub unsafe extern "C" fn dax_failure_route(
     // SAFETY: `route.upper` is null or live (the caller's guarantee).
     let ret = unsafe {
         with_dax_device(route.upper, |upper| {
-            route::pass_up(&layout, upper, failure, mf_flags, mode())
+            route::pass_up(&layout, upper, failure, mf_flags)
         })
     };
     // The device above is gone: nobody there can take the failure.
@@ -409,7 +420,7 @@ pub unsafe extern "C" fn dax_failure_route(
 /// `dax_dev` is null or a live dax_device the caller holds a reference to; `pgmap` is the live
 /// pagemap whose pages back it and `[pfn, pfn + nr_pages)` lies inside it.
 #[export]
-pub unsafe extern "C" fn dax_failure_notify_pfns(
+pub(crate) unsafe extern "C" fn dax_failure_notify_pfns(
     dax_dev: *mut bindings::dax_device,
     pgmap: *mut bindings::dev_pagemap,
     base_pfn: c_ulong,
@@ -422,8 +433,11 @@ pub unsafe extern "C" fn dax_failure_notify_pfns(
     };
     // The pfn-at-a-time fallback for the pages nobody took.
     let mut unclaimed = |pages: Range| -> Result<(), c_int> {
-        // SAFETY: `pgmap` is live and the pfns are inside it (the caller's guarantee; the
-        // core passes only parts of `pfns`).
+        if !pfns.contains(&pages) {
+            return Err(errno(EINVAL));
+        }
+        // SAFETY: `pgmap` is live and `pages` lies in `pfns`, which lies inside it (the
+        // caller's guarantee).
         let ret: c_long = unsafe {
             bindings::memory_failure_dev_pagemap_unclaimed(
                 pgmap,
@@ -454,7 +468,7 @@ pub unsafe extern "C" fn dax_failure_notify_pfns(
 /// `pgmap` must be null or point to a `struct dev_pagemap` between `memremap_pages()` and
 /// `memunmap_pages()`, valid for the duration of the call.
 #[export]
-pub unsafe extern "C" fn dev_pagemap_failure(
+pub(crate) unsafe extern "C" fn dev_pagemap_failure(
     pgmap: *mut bindings::dev_pagemap,
     mf_flags: c_int,
 ) -> c_int {
@@ -465,8 +479,14 @@ pub unsafe extern "C" fn dev_pagemap_failure(
         return errno(EINVAL);
     };
     let deliver = |pfns: Range| -> c_int {
-        // SAFETY: The pagemap is live and `pfns` lies in one of its ranges (the core passes
-        // only those).
+        let inside = pagemap
+            .ranges()
+            .any(|phys| crate::phys_to_pfns(phys).is_ok_and(|range| range.contains(&pfns)));
+        if !inside {
+            return errno(EINVAL);
+        }
+        // SAFETY: The pagemap is live (the caller's guarantee) and `pfns` lies in one of its
+        // ranges (checked just above).
         unsafe {
             bindings::memory_failure_dev_pagemap_range(
                 pgmap,
@@ -489,7 +509,7 @@ fn err_ptr<T>(e: Error) -> *mut T {
 ///
 /// Returns an `ERR_PTR()` on failure.
 #[export]
-pub extern "C" fn dax_failure_registry_alloc() -> *mut bindings::dax_failure_registry {
+pub(crate) extern "C" fn dax_failure_registry_alloc() -> *mut bindings::dax_failure_registry {
     let registry = match Registry::new() {
         Ok(registry) => registry,
         Err(e) => return err_ptr(e),
@@ -507,7 +527,9 @@ pub extern "C" fn dax_failure_registry_alloc() -> *mut bindings::dax_failure_reg
 /// `raw` is null, an `ERR_PTR()`, or a pointer from [`dax_failure_registry_alloc`] not yet
 /// freed, and the dax_device that held it is gone.
 #[export]
-pub unsafe extern "C" fn dax_failure_registry_free(raw: *mut bindings::dax_failure_registry) {
+pub(crate) unsafe extern "C" fn dax_failure_registry_free(
+    raw: *mut bindings::dax_failure_registry,
+) {
     // SAFETY: Pointer tests only.
     if raw.is_null() || unsafe { bindings::IS_ERR(raw.cast()) } {
         return;
@@ -526,14 +548,9 @@ pub unsafe extern "C" fn dax_failure_registry_free(raw: *mut bindings::dax_failu
 ///
 /// `dax_dev` is null or a live dax_device the caller holds a reference to.
 #[export]
-pub unsafe extern "C" fn dax_failure_kill(dax_dev: *mut bindings::dax_device) {
+pub(crate) unsafe extern "C" fn dax_failure_kill(dax_dev: *mut bindings::dax_device) {
     // SAFETY: `dax_dev` is null or live (the caller's guarantee).
-    let _ = unsafe {
-        with_dax_device(dax_dev, |dev| {
-            // SAFETY: `dev.raw` is live and `dev.registry` is its registry (type invariant).
-            unsafe { dev.registry.kill(dev.raw) }
-        })
-    };
+    let _ = unsafe { with_dax_device(dax_dev, DaxDevice::kill) };
 }
 
 /// Names the registry of `dax_dev` after its block device, for logs and debugfs.
@@ -542,7 +559,7 @@ pub unsafe extern "C" fn dax_failure_kill(dax_dev: *mut bindings::dax_device) {
 ///
 /// `dax_dev` is null or a live dax_device; `name` is null or a NUL-terminated string.
 #[export]
-pub unsafe extern "C" fn dax_failure_set_name(
+pub(crate) unsafe extern "C" fn dax_failure_set_name(
     dax_dev: *mut bindings::dax_device,
     name: *const c_char,
 ) {

@@ -259,7 +259,7 @@ mod tests {
 
         let (outcome, gaps) = dispatch(&registry, r!(0, 0x9000));
         assert_eq!(outcome.taken, 2);
-        assert_eq!(outcome.error(), None);
+        assert_eq!(outcome.errno(), 0);
         assert_eq!(a.seen(), (1, 0x1000, 0x2000));
         assert_eq!(b.seen(), (1, 0x5000, 0x3000));
         assert_eq!(

@@ -115,11 +115,6 @@ impl Settlement {
         }
     }
 
-    /// The first error recorded, if any.
-    pub(crate) fn error(&self) -> Option<c_int> {
-        self.error
-    }
-
     /// What the caller of the path is told: the first error, else `-EOPNOTSUPP` if a part was
     /// neither taken nor handled by a fallback (or nothing was delivered at all), else 0.
     pub(crate) fn errno(&self) -> c_int {

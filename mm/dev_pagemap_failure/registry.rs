@@ -96,8 +96,9 @@ impl Owner {
     /// # Safety
     ///
     /// `ops` must point to a valid `struct dax_failure_ops`, and `ops`, its `name` and `data`
-    /// must stay valid until the claim made with this owner has been unregistered (or the
-    /// registry freed).
+    /// must stay valid until the claim made with this owner has been removed from its registry
+    /// and the registry's SRCU grace period that follows has ended ([`Registry::unregister`]
+    /// or [`Registry::synchronize`] returned), or the registry has been freed.
     pub(crate) unsafe fn new(
         ops: *const bindings::dax_failure_ops,
         data: *mut c_void,
@@ -427,7 +428,8 @@ impl Registry {
     /// # Safety
     ///
     /// `dax_dev` is the dax_device this registry belongs to, valid for the duration of the
-    /// call; it is passed to the handlers.
+    /// call; it is passed to the handlers. It may be null for a registry of no device whose
+    /// handlers do not use it (benchmarks, tests).
     pub(crate) unsafe fn dispatch(
         &self,
         dax_dev: *mut bindings::dax_device,

@@ -15,7 +15,6 @@ use kernel::{bindings, ffi::c_int, prelude::*};
 use crate::ffi::DaxDevice;
 use crate::outcome::{self, Delivery, Settlement};
 use crate::range::{self, Range, RangeError, RouteRanges};
-use crate::Mode;
 
 /// A stacking driver's route, checked.
 pub(crate) struct Layout {
@@ -86,22 +85,19 @@ pub(crate) fn nobody_above() -> c_int {
     outcome::not_handled()
 }
 
-/// Passes a failure of the lower device through `layout` to the owners of `upper`.
+/// Passes a failure of the lower device through `layout` to the owners of `upper`. (In mode
+/// `off` nothing above a stacking driver hears of a failure, as upstream: the entry point
+/// answers [`nobody_above`] without calling this.)
 ///
 /// Returns 0 if owners above took all of it, the first error of one, or "not handled"
 /// ([`outcome::not_handled`]) if any part of it was not taken: nobody above claims it, or its
-/// owner declined; and always in mode `off`, where, as upstream, nothing above a stacking
-/// driver hears of it.
+/// owner declined.
 pub(crate) fn pass_up(
     layout: &Layout,
     upper: &DaxDevice,
     failure: Range,
     mf_flags: c_int,
-    mode: Mode,
 ) -> c_int {
-    if mode == Mode::Off {
-        return nobody_above();
-    }
     let removal = mf_flags & bindings::mf_flags_MF_MEM_PRE_REMOVE as c_int != 0;
     // No fallback up here: what is not taken is the lower device's to handle.
     let mut settlement = Settlement::default();
@@ -119,7 +115,9 @@ pub(crate) fn pass_up(
             Err(_) => settlement.record(failure, Delivery::Failed(EINVAL.to_errno()), None),
         }
         // A large poison of a striped target is one range per chunk.
-        // SAFETY: Process context, no lock held.
+        // SAFETY: Handlers run in process context and may sleep: we are inside the SRCU
+        // read-side sections of the registries below (which allow sleeping) and under no
+        // spinlock.
         unsafe { bindings::dev_pagemap_failure_cond_resched() };
     }
     settlement.errno()
