@@ -186,9 +186,9 @@ fn phys_to_pfns(phys: PhysRange) -> Result<Range, RangeError> {
 /// Revokes all mappings of the device memory behind `pgmap`: the body of
 /// `dev_pagemap_failure()`.
 ///
-/// Called once by a driver whose device memory is going away (`MF_MEM_PRE_REMOVE` in
-/// `mf_flags`) before the memory is handed back. In mode `ranged` each range of the pagemap
-/// goes to `deliver` (the driver's `memory_failure` operation) in one call, which hands each
+/// Called once by a driver whose device memory is going away (with `MF_MEM_PRE_REMOVE`)
+/// before the memory is handed back. In mode `ranged` each range of the pagemap goes to
+/// `deliver` (the driver's `memory_failure` operation, with the caller's flags) in one call, which hands each
 /// owner its part in one call; in mode `pfn` every page goes on its own.
 ///
 /// Returns 0 when every page was handled, the first error of an owner or of the fallback,
@@ -198,7 +198,6 @@ fn phys_to_pfns(phys: PhysRange) -> Result<Range, RangeError> {
 /// notifies the holder).
 fn revoke_pagemap(
     pgmap: &DevPagemap<'_>,
-    mf_flags: c_int,
     mode: Mode,
     mut deliver: impl FnMut(Range) -> c_int,
 ) -> c_int {

@@ -496,7 +496,7 @@ pub(crate) unsafe extern "C" fn dev_pagemap_failure(
             )
         }
     };
-    crate::revoke_pagemap(&pagemap, mf_flags, mode(), deliver)
+    crate::revoke_pagemap(&pagemap, mode(), deliver)
 }
 
 /// `ERR_PTR(e)`, for C callers that take a pointer or an error.

@@ -4,6 +4,8 @@
 //! errnos for bad arguments, dispatch, death, hand-over and routes. Suite
 //! `dev_pagemap_failure_ffi`; the fixtures are in `kunit.rs`.
 
+use kernel::prelude::*;
+
 #[kunit_tests(dev_pagemap_failure_ffi)]
 mod tests {
     use core::ffi::c_void;
