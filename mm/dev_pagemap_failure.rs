@@ -188,8 +188,8 @@ fn phys_to_pfns(phys: PhysRange) -> Result<Range, RangeError> {
 ///
 /// Called once by a driver whose device memory is going away (with `MF_MEM_PRE_REMOVE`)
 /// before the memory is handed back. In mode `ranged` each range of the pagemap goes to
-/// `deliver` (the driver's `memory_failure` operation, with the caller's flags) in one call, which hands each
-/// owner its part in one call; in mode `pfn` every page goes on its own.
+/// `deliver` (the driver's `memory_failure` operation, with the caller's flags) in one call,
+/// which hands each owner its part in one call; in mode `pfn` every page goes on its own.
 ///
 /// Returns 0 when every page was handled, the first error of an owner or of the fallback,
 /// `-EINVAL` for a pagemap whose ranges are not page-aligned or overflow, and "not handled"
