@@ -106,6 +106,22 @@ else
 	grep -E -A8 '^(warning|error)(\[|:)' "$logs/kernel-production.log" | head -n 40
 	fail "production configuration: in it: ${found_in_production[*]:-none}; missing from debug: ${missing_in_debug[*]:-none}"
 fi
+# Kernels without the feature, and without Rust: every C file of the kernel
+# series that such a kernel builds must compile there without a warning.
+# Only the core's own helpers and the XFS sweep are built with the feature
+# alone (their Makefile lines depend on it), and the selftests are userspace.
+feature_only='^(mm/dev_pagemap_failure_helpers\.c|fs/xfs_hooks/.*|tools/.*)$'
+mapfile -t series_objects < <(git -C "$KTREE" diff --name-only "$KBASE_TAG" dpf -- '*.c' |
+	grep -Ev "$feature_only" | sed 's/\.c$/.o/')
+for variant in nofeature norust; do
+	setup "kernel-$variant" "$DPF_TOP/scripts/kernel.sh" "$variant" "${series_objects[@]}"
+	if ! grep -qE '(warning|error):' "$logs/kernel-$variant.log"; then
+		pass "$variant configuration: ${#series_objects[@]} objects of the series build without warnings (${series_objects[*]})"
+	else
+		grep -E -B2 -A6 '(warning|error):' "$logs/kernel-$variant.log" | head -n 40
+		fail "$variant configuration: warnings (log: $logs/kernel-$variant.log)"
+	fi
+done
 setup initramfs "$DPF_TOP/scripts/initramfs.sh"
 
 log "check: guest run (debug kernel, QEMU TCG, 2 GiB NVDIMM)"

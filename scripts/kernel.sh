@@ -3,7 +3,8 @@
 #
 # Configure and build one kernel variant: kernel.sh VARIANT [TARGET...]
 #
-# VARIANT is release, debug or production; without TARGETs the bzImage is
+# VARIANT is release, debug, or one of the compile-only variants
+# (production, nofeature, norust; see config/); without TARGETs the bzImage is
 # built and linked into out/VARIANT/, with TARGETs only those (single
 # objects such as mm/dev_pagemap_failure.o: how make check compiles the
 # production configuration without building and booting a third kernel).
@@ -14,7 +15,7 @@
 # is off silently drops an option otherwise).
 . "$(dirname "$0")/common.sh"
 
-variant=${1:?usage: kernel.sh release|debug|production [TARGET...]}
+variant=${1:?usage: kernel.sh VARIANT [TARGET...]}
 shift
 targets=("$@")
 frag=$DPF_TOP/config/$variant.config
@@ -47,17 +48,21 @@ mkdir -p "$cfg"
 	"$DPF_TOP/config/base.config" "$frag" >/dev/null)
 "${kmake[@]}" -s O="$cfg" olddefconfig >/dev/null
 
-missing=()
+# What the fragments ask for, the variant's overriding base.config's.
+declare -A wanted=()
 while IFS= read -r line; do
-	opt=${line%%=*}
-	want=${line#*=}
+	wanted[${line%%=*}]=${line#*=}
+done < <(grep -h '^CONFIG_' "$DPF_TOP/config/base.config" "$frag")
+missing=()
+for opt in "${!wanted[@]}"; do
+	want=${wanted[$opt]}
 	got=$(sed -n "s/^$opt=//p" "$cfg/.config")
 	if [ "$want" = n ]; then
 		[ -z "$got" ] || missing+=("$opt=n (got $got)")
 	elif [ "$got" != "$want" ]; then
-		missing+=("$line (got ${got:-unset})")
+		missing+=("$opt=$want (got ${got:-unset})")
 	fi
-done < <(grep -h '^CONFIG_' "$DPF_TOP/config/base.config" "$frag")
+done
 if [ ${#missing[@]} -gt 0 ]; then
 	printf 'error: these options of the %s configuration did not stick:\n' "$variant" >&2
 	printf '  %s\n' "${missing[@]}" >&2
