@@ -121,7 +121,10 @@ enum Mode {
     Ranged,
 }
 
-/// The mode now; each failure reads it once where it enters.
+/// The mode now. Each failure reads it once, where it enters (the entry points in [`ffi`],
+/// `memory_failure()` and `memory_failure_range()` in C), and carries the answer in its
+/// `MF_RANGED` flag ([`Mode::flags`]) to everything below: the pmem driver's operation,
+/// routes, owners. A write to the parameter during a removal cannot mix the paths.
 fn mode() -> Mode {
     // SAFETY: Reads an integer parameter.
     match unsafe { bindings::dev_pagemap_failure_mode() } {
@@ -129,6 +132,21 @@ fn mode() -> Mode {
         bindings::dev_pagemap_failure_mode_DPF_MODE_PFN => Mode::Pfn,
         _ => Mode::Ranged,
     }
+}
+
+impl Mode {
+    /// The `MF_*` flags a failure that entered in this mode carries: `MF_RANGED` unless off.
+    fn flags(self) -> c_int {
+        match self {
+            Mode::Off => 0,
+            Mode::Pfn | Mode::Ranged => bindings::mf_flags_MF_RANGED as c_int,
+        }
+    }
+}
+
+/// Whether a failure entered with the ranged core on (its `MF_RANGED` flag).
+fn is_ranged(mf_flags: c_int) -> bool {
+    mf_flags & bindings::mf_flags_MF_RANGED as c_int != 0
 }
 
 /// The largest pfn count: pfns are physical addresses shifted right by `PAGE_SHIFT`.
@@ -140,16 +158,15 @@ const PFN_LIMIT: u64 = u64::MAX >> PAGE_SHIFT;
 /// them). Claimed parts go to their owners, one call per claim; the parts nobody takes go to
 /// `unclaimed_pages`, the pfn-at-a-time fallback, which skips pages nobody maps.
 ///
-/// In mode `off` this behaves as upstream: the failure goes to the claims (the holder), no
-/// fallback runs, and a part nobody took makes the result "not handled"
-/// ([`outcome::not_handled`]), which sends a single-page failure to the generic handler in
-/// mm/memory-failure.c.
+/// A failure that entered in mode `off` (no `MF_RANGED`) behaves as upstream: it goes to the
+/// claims (the holder), no fallback runs, and a part nobody took makes the result "not
+/// handled" ([`outcome::not_handled`]), which sends a single-page failure to the generic
+/// handler in mm/memory-failure.c.
 fn notify_pfns(
     dev: &DaxDevice,
     base_pfn: u64,
     pfns: Range,
     mf_flags: c_int,
-    mode: Mode,
     unclaimed_pages: &mut dyn FnMut(Range) -> Result<(), c_int>,
 ) -> Result<c_int> {
     let from = Range::new(base_pfn, PFN_LIMIT).map_err(|_| EINVAL)?;
@@ -169,9 +186,10 @@ fn notify_pfns(
         registry.stats.fallback_pages.add(pages.len(), Relaxed);
         unclaimed_pages(pages)
     };
-    let fallback: Option<outcome::Fallback<'_, '_>> = match mode {
-        Mode::Off => None,
-        Mode::Pfn | Mode::Ranged => Some(&mut fallback),
+    let fallback: Option<outcome::Fallback<'_, '_>> = if is_ranged(mf_flags) {
+        Some(&mut fallback)
+    } else {
+        None
     };
     let mut settlement = Settlement::default();
     dev.dispatch(bytes, mf_flags, &mut settlement, fallback)?;

@@ -55,7 +55,10 @@ MODULE_PARM_DESC(mode, "Failure delivery: ranged (default), pfn or off (upstream
 /**
  * dev_pagemap_failure_mode() - the current failure delivery mode
  *
- * The mode may change at any time through sysfs; each failure reads it once.
+ * The mode may change at any time through sysfs.  Each failure reads it
+ * once, where it enters (memory_failure(), memory_failure_range(), the
+ * core's entry points), and carries the answer in MF_RANGED to the driver,
+ * the routes and the owners, which look at that flag instead.
  *
  * Return: the mode selected by dev_pagemap_failure.mode.
  */
@@ -63,7 +66,6 @@ enum dev_pagemap_failure_mode dev_pagemap_failure_mode(void)
 {
 	return READ_ONCE(dpf_mode);
 }
-EXPORT_SYMBOL_GPL(dev_pagemap_failure_mode);
 
 /**
  * dev_pagemap_failure_cond_resched() - a reschedule point for the Rust core

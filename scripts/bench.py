@@ -170,9 +170,9 @@ def main():
                          f"{fmt_ratio(pr):>10} {fmt_ratio(rm):>13} {fmt_ratio(rs):>12}")
     if ag0:
         if ag0["removal_ms"] is not None:
-            lines.append(f"Upstream (off) with the data in AG 0, 1 GiB device: {ag0['removal_ms']:.0f} ms")
+            lines.append(f"Upstream (off, with the wrap fix) with the data in AG 0, 1 GiB device: {ag0['removal_ms']:.0f} ms")
         else:
-            lines.append(f"Upstream (off) with the data in AG 0, 1 GiB device: > {ag0['cap_s']} s "
+            lines.append(f"Upstream (off, with the wrap fix) with the data in AG 0, 1 GiB device: > {ag0['cap_s']} s "
                          f"(did not return; boot cut off at the cap, status {ag0['status']})")
 
     st = {}

@@ -13,7 +13,8 @@
 	{ tail -n 40 "$DPF_CACHE/demo-kernel.log"; die "building the release kernel failed"; }
 "$DPF_TOP/scripts/initramfs.sh"
 
-# scenario  modes  timeout(s)  description; mode "off" is upstream 7.3
+# scenario  modes  timeout(s)  description; mode "off" is upstream 7.3.4 with
+# the series' first patch (the XFS wrap fix, which every kernel gets)
 SCENARIOS="
 devdax             off,ranged      120 devdax: /dev/dax mapped by 2 processes, namespace removed
 xfs-rmapbt1-lastag off,pfn,ranged  120 XFS rmapbt=1, file data in the last allocation group
@@ -94,7 +95,9 @@ mkdir -p "$DPF_OUT/demo"
 	echo "dev_pagemap_failure demo: release kernel $(git -C "$KTREE" describe --always dpf), QEMU TCG, 2 GiB NVDIMM"
 	echo "Each scenario: 2 processes map 64 MiB MAP_SHARED, write every page, the device is"
 	echo "removed (sysfs unbind), then they read and write every page again. Each scenario"
-	echo "runs once per mode: off (upstream 7.3), pfn (page at a time), ranged (default)."
+	echo "runs once per mode: off (upstream 7.3.4 with the XFS wrap fix), pfn (page at a time),"
+	echo "ranged (default). Unfixed 7.3.4 loops about 470 s with the data in AG 0 (measured"
+	echo "before the fix was split out; not run here)."
 	echo "The bar: every access raises SIGBUS, no Oops, removal well under a second."
 } | tee "$summary"
 table=$DPF_OUT/demo/table.txt

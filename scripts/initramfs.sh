@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Build the guest initramfs: busybox-static, ndctl, daxctl, xfsprogs, dmsetup
-# (with their shared libraries), the kselftest programs of this project built
-# statically, and the guest scripts under scripts/guest/.
+# Build the guest initramfs: busybox-static, ndctl, daxctl, xfsprogs,
+# e2fsprogs' mkfs.ext4 and e2fsck, dmsetup (with their shared libraries), the
+# kselftest programs of this project built statically, the guest scripts
+# under scripts/guest/, and the modules of the modular debug kernel when it
+# has been built (a monolithic kernel ignores them).
 . "$(dirname "$0")/common.sh"
 
 out=$DPF_OUT/initramfs.cpio.gz
@@ -20,6 +22,7 @@ for applet in $("$bb" --list); do
 done
 
 # Real tools with their libraries.
+tools="ndctl daxctl mkfs.xfs xfs_io xfs_db xfs_repair mkfs.ext4 e2fsck dmsetup"
 copy_with_libs() {
 	local bin=$1 dest lib
 	dest=$root$bin
@@ -31,14 +34,14 @@ copy_with_libs() {
 		cp -L "$lib" "$root$lib"
 	done
 }
-for tool in ndctl daxctl mkfs.xfs xfs_io xfs_db xfs_repair dmsetup; do
+for tool in $tools; do
 	path=$(PATH=/usr/sbin:/sbin:/usr/bin:/bin command -v "$tool") || die "$tool is not installed (make deps)"
 	copy_with_libs "$path"
 	# Make every tool reachable through /bin too; its libraries are in place.
 	[ -e "$root/bin/$tool" ] || ln -sf "$path" "$root/bin/$tool"
 done
 # busybox's applets must not shadow the real tools.
-for tool in ndctl daxctl mkfs.xfs xfs_io xfs_db xfs_repair dmsetup; do
+for tool in $tools; do
 	[ -L "$root/bin/$tool" ] && [ "$(readlink "$root/bin/$tool")" = busybox ] && rm "$root/bin/$tool"
 done
 
@@ -52,6 +55,16 @@ cp "$DPF_CACHE"/selftests/* "$root/dpf/selftests/"
 cp "$KTREE/$sel"/*.sh "$root/dpf/selftests/"
 cp "$KTREE/tools/testing/selftests/kselftest/ktap_helpers.sh" "$root/dpf/selftests/"
 cp "$DPF_TOP"/scripts/guest/* "$root/dpf/"
+
+# The modules of the modular debug kernel, laid out by modules_install
+# (with depmod's modules.dep for busybox's modprobe), stripped.
+debug=$KBUILD_DIR/debug
+if grep -qx 'CONFIG_MODULES=y' "$debug/.config" 2>/dev/null && [ -f "$debug/modules.order" ]; then
+	make -s -C "$KTREE" O="$debug" LLVM="$LLVM_SUFFIX" INSTALL_MOD_PATH="$root" \
+		INSTALL_MOD_STRIP=1 DEPMOD=/usr/sbin/depmod modules_install >/dev/null ||
+		die "installing the debug kernel's modules failed"
+	log "initramfs: modules of $(cat "$debug/include/config/kernel.release")"
+fi
 mv "$root/dpf/init" "$root/init"
 chmod +x "$root/init" "$root"/dpf/*.sh "$root"/dpf/selftests/*
 

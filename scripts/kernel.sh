@@ -81,7 +81,9 @@ if [ ${#targets[@]} -gt 0 ]; then
 	"${kmake[@]}" "${targets[@]}"
 	exit
 fi
-"${kmake[@]}" bzImage
+kimage=(bzImage)
+grep -qx 'CONFIG_MODULES=y' "$build/.config" && kimage+=(modules)
+"${kmake[@]}" "${kimage[@]}"
 
 mkdir -p "$DPF_OUT/$variant"
 ln -sf "$build/arch/x86/boot/bzImage" "$DPF_OUT/$variant/bzImage"

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Export the whole project as one git format-patch series against the
-# pristine source, into out/patches/, and prove it applies with git am to a
-# fresh checkout of the base.
+# pristine source, into out/patches/, prove it applies with git am to a
+# fresh checkout of the base, and that every prefix of it builds
+# (scripts/bisect-check.sh).
 . "$(dirname "$0")/common.sh"
 
 "$DPF_TOP/scripts/tree.sh"
@@ -36,3 +37,18 @@ git -C "$check" diff --quiet dpf -- ||
 	die "git am result differs from the kernel tree"
 log "git am applies the ${#series[@]} patches to pristine $KSRC_UPSTREAM; the result equals the kernel tree"
 git -C "$KTREE" worktree remove --force "$check"
+
+# The standalone fixes at the head of the series apply alone, each in turn,
+# as a maintainer who takes only them would (they build without Rust:
+# scripts/bisect-check.sh).
+nfix=$(ls "$DPF_TOP"/patches/fixes/*.patch 2>/dev/null | wc -l)
+if [ "$nfix" -gt 0 ]; then
+	git -C "$KTREE" worktree add -q --detach "$check" "$KBASE_TAG"
+	git -C "$check" -c user.name=dpf -c user.email=dpf@localhost am -q "${series[@]:0:$nfix}" ||
+		die "the standalone fixes do not apply alone to pristine $KSRC_UPSTREAM"
+	git -C "$check" diff --quiet "$(git -C "$KTREE" rev-list --reverse "$KBASE_TAG..dpf" |
+		sed -n "${nfix}p")" -- || die "the standalone fixes alone differ from the series' first commits"
+	log "the first $nfix patch(es) apply alone to pristine $KSRC_UPSTREAM"
+	git -C "$KTREE" worktree remove --force "$check"
+fi
+"$DPF_TOP/scripts/bisect-check.sh"

@@ -6,11 +6,20 @@
 # the commits that follow the new-file commits back into patches/*.patch.
 . "$(dirname "$0")/common.sh"
 
+# The series is: standalone fixes (patches/fixes/), the new-file commits
+# (patches/new-files/), then the edits to upstream files (patches/).
 cd "$KTREE"
+nfix=$(ls "$DPF_TOP"/patches/fixes/*.patch 2>/dev/null | wc -l)
 n=$(ls "$DPF_TOP"/patches/new-files/*.txt 2>/dev/null | wc -l)
-first_patch=$(git rev-list --reverse "$KBASE_TAG..HEAD" | sed -n "$((n + 1))p")
-rm -f "$DPF_TOP"/patches/*.patch
-if [ -n "$first_patch" ]; then
-	git format-patch -q --no-signature --zero-commit -o "$DPF_TOP/patches" "$first_patch^..HEAD"
+mapfile -t commits < <(git rev-list --reverse "$KBASE_TAG..HEAD")
+rm -f "$DPF_TOP"/patches/*.patch "$DPF_TOP"/patches/fixes/*.patch
+if [ "$nfix" -gt 0 ]; then
+	git format-patch -q --no-signature --zero-commit -o "$DPF_TOP/patches/fixes" \
+		"$KBASE_TAG..${commits[$((nfix - 1))]}"
 fi
-ls "$DPF_TOP"/patches/*.patch 2>/dev/null || log "no patches to upstream files"
+if [ ${#commits[@]} -gt $((nfix + n)) ]; then
+	git format-patch -q --no-signature --zero-commit -o "$DPF_TOP/patches" \
+		"${commits[$((nfix + n - 1))]}..HEAD"
+fi
+ls "$DPF_TOP"/patches/fixes/*.patch "$DPF_TOP"/patches/*.patch 2>/dev/null ||
+	log "no patches to upstream files"

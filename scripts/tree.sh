@@ -4,6 +4,8 @@
 # Lay the project over the pristine kernel source in $KTREE.
 #
 # The result is a commit series on top of the pristine base (tag dpf-base):
+#   0. patches/fixes/*.patch, fixes to upstream files that stand on their own
+#      (a maintainer can take them without the rest), in order;
 #   1. one commit per patches/new-files/*.txt, adding the project's new files
 #      (each file names the paths it adds on its "Files:" lines) and growing
 #      the project's MAINTAINERS entry (patches/MAINTAINERS.entry) to cover
@@ -52,6 +54,26 @@ body=$(mktemp)
 trap 'rm -f "$maint" "$all_files" "$claimed" "$msg" "$info" "$body" "$KTREE/.git/dpf-index"' EXIT
 overlay_files > "$all_files"
 
+# One patch in git format-patch form, applied to the index and committed.
+apply_patch() {
+	local p=$1
+	[ -f "$p" ] || return 0
+	git mailinfo "$body" /dev/null < "$p" > "$info"
+	git apply --cached --whitespace=error-all "$p" || die "$(basename "$p") does not apply"
+	subject=$(sed -n 's/^Subject: //p' "$info")
+	{ echo "$subject"; echo; cat "$body"; } > "$msg"
+	tree=$(git write-tree)
+	head=$(GIT_AUTHOR_NAME=$(sed -n 's/^Author: //p' "$info") \
+	       GIT_AUTHOR_EMAIL=$(sed -n 's/^Email: //p' "$info") \
+	       GIT_AUTHOR_DATE=$(sed -n 's/^Date: //p' "$info") \
+	       git commit-tree "$tree" -p "$head" -F "$msg")
+}
+
+# 0. Standalone fixes to upstream files come first.
+for p in "$DPF_TOP"/patches/fixes/*.patch; do
+	apply_patch "$p"
+done
+
 # 1. New files, grouped into commits by patches/new-files/*.txt.
 #    Format: "Files: path..." lines, then "---", then the commit message.
 for spec in "$DPF_TOP"/patches/new-files/*.txt; do
@@ -90,16 +112,7 @@ $unclaimed"
 
 # 2. Edits to upstream files, applied to the index only.
 for p in "$DPF_TOP"/patches/*.patch; do
-	[ -f "$p" ] || continue
-	git mailinfo "$body" /dev/null < "$p" > "$info"
-	git apply --cached --whitespace=error-all "$p" || die "$(basename "$p") does not apply"
-	subject=$(sed -n 's/^Subject: //p' "$info")
-	{ echo "$subject"; echo; cat "$body"; } > "$msg"
-	tree=$(git write-tree)
-	head=$(GIT_AUTHOR_NAME=$(sed -n 's/^Author: //p' "$info") \
-	       GIT_AUTHOR_EMAIL=$(sed -n 's/^Email: //p' "$info") \
-	       GIT_AUTHOR_DATE=$(sed -n 's/^Date: //p' "$info") \
-	       git commit-tree "$tree" -p "$head" -F "$msg")
+	apply_patch "$p"
 done
 
 unset GIT_INDEX_FILE

@@ -24,7 +24,7 @@ use kernel::{
 use crate::outcome::{Fallback, Settlement};
 use crate::range::{Range, RangeError};
 use crate::registry::{ClaimError, Owner, Registry};
-use crate::{debugfs, mode, route, Mode};
+use crate::{debugfs, mode, route};
 
 fn errno(e: impl Into<Error>) -> c_int {
     e.into().to_errno()
@@ -62,10 +62,10 @@ impl DaxDevice {
         }
     }
 
-    /// [`Registry::kill`] on this device.
+    /// [`Registry::kill`] on this device; the removal enters here, so the mode is read here.
     fn kill(&self) {
         // SAFETY: `raw` is live and `registry` is its registry (type invariant).
-        unsafe { self.registry.kill(self.raw) }
+        unsafe { self.registry.kill(self.raw, mode().flags()) }
     }
 }
 
@@ -343,6 +343,8 @@ pub(crate) unsafe extern "C" fn dax_failure_notify(
     let Ok(failure) = Range::from_len(offset, len) else {
         return errno(EINVAL);
     };
+    // The failure enters here: the mode is read once and travels in its flags.
+    let mf_flags = mf_flags | mode().flags();
     // SAFETY: `dax_dev` is null or live (the caller's guarantee).
     let ret = unsafe {
         with_dax_device(dax_dev, |dev| {
@@ -376,8 +378,9 @@ pub(crate) unsafe extern "C" fn dax_failure_route(
     len: u64,
     mf_flags: c_int,
 ) -> c_int {
-    // In mode `off`, as upstream, nothing above a stacking driver hears of a failure.
-    if mode() == Mode::Off {
+    // In mode `off`, as upstream, nothing above a stacking driver hears of a failure; the
+    // failure's flags say which mode it entered in.
+    if !crate::is_ranged(mf_flags) {
         return route::nobody_above();
     }
     // SAFETY: `route` is null or valid (the caller's guarantee).
@@ -455,7 +458,7 @@ pub(crate) unsafe extern "C" fn dax_failure_notify_pfns(
     // SAFETY: `dax_dev` is null or live (the caller's guarantee).
     let ret = unsafe {
         with_dax_device(dax_dev, |dev| {
-            crate::notify_pfns(dev, base_pfn as u64, pfns, mf_flags, mode(), &mut unclaimed)
+            crate::notify_pfns(dev, base_pfn as u64, pfns, mf_flags, &mut unclaimed)
         })
     };
     ret.and_then(|ret| ret).unwrap_or_else(|e| e.to_errno())
@@ -478,6 +481,9 @@ pub(crate) unsafe extern "C" fn dev_pagemap_failure(
         pr_err_ratelimited!("NULL pagemap\n");
         return errno(EINVAL);
     };
+    // The failure enters here: the mode is read once and travels in its flags.
+    let mode = mode();
+    let mf_flags = mf_flags | mode.flags();
     let deliver = |pfns: Range| -> c_int {
         let inside = pagemap
             .ranges()
@@ -496,7 +502,7 @@ pub(crate) unsafe extern "C" fn dev_pagemap_failure(
             )
         }
     };
-    crate::revoke_pagemap(&pagemap, mode(), deliver)
+    crate::revoke_pagemap(&pagemap, mode, deliver)
 }
 
 /// `ERR_PTR(e)`, for C callers that take a pointer or an error.

@@ -191,14 +191,17 @@ mod tests {
         // Death announces the removal once to each claim, then refuses everything but
         // unregistration.
         dax.kill();
+        // The removal enters at kill_dax(): in mode ranged (the tests' mode) it carries
+        // MF_RANGED to the owners.
         let pre_remove = bindings::mf_flags_MF_MEM_PRE_REMOVE as i32;
+        let ranged = bindings::mf_flags_MF_RANGED as i32;
         assert_eq!(
             (a.seen(), a.flags.load(Relaxed)),
-            ((3, 0x1000, 0x1000), pre_remove)
+            ((3, 0x1000, 0x1000), pre_remove | ranged)
         );
         assert_eq!(
             (b.seen(), b.flags.load(Relaxed)),
-            ((3, 0x2000, 0x1000), pre_remove)
+            ((3, 0x2000, 0x1000), pre_remove | ranged)
         );
         assert_eq!(dax.register(0x8000, 0x1000, &a), ENXIO.to_errno());
         assert_eq!(dax.notify(0, 0x4000, 0), ENXIO.to_errno());
@@ -272,10 +275,23 @@ mod tests {
         assert_eq!(lower.notify(0, 0x100000, pre_remove), not_handled());
         assert_eq!(top.seen(), (6, 0, 0x10000));
 
+        // The mode a failure entered in travels in its flags: a route sees only those. One
+        // that entered in mode `off` (no MF_RANGED) is not passed up, whatever the mode is now.
+        let ranged = bindings::mf_flags_MF_RANGED as i32;
+        // SAFETY: `route` is valid and its upper device live.
+        let ret = unsafe { dax_failure_route(&raw const route, 0x12000, 0x1000, 0) };
+        assert_eq!(ret, not_handled());
+        assert_eq!(top.seen().0, 6);
+        // SAFETY: As above.
+        let ret = unsafe { dax_failure_route(&raw const route, 0x12000, 0x1000, ranged) };
+        assert_eq!(ret, 0);
+        assert_eq!(top.seen(), (7, 0x6000, 0x1000));
+        assert_ne!(top.flags.load(Relaxed) & ranged, 0);
+
         // A malformed route is refused with -EINVAL, never translated.
         route.member = 2;
         // SAFETY: `route` is valid and its upper device live.
-        let ret = unsafe { dax_failure_route(&raw const route, 0x12000, 0x1000, 0) };
+        let ret = unsafe { dax_failure_route(&raw const route, 0x12000, 0x1000, ranged) };
         assert_eq!(ret, EINVAL.to_errno());
 
         // Atomic hand-over of a claim: the new owner gets the failure, the old one not.

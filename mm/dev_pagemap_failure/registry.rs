@@ -515,13 +515,14 @@ impl Registry {
         }
     }
 
-    /// Marks the device gone, after announcing the removal to every owner that has not heard
-    /// of it yet, and waits for in-flight dispatches.
+    /// Marks the device gone, after announcing the removal (`MF_MEM_PRE_REMOVE` and
+    /// `mf_flags`) to every owner that has not heard of it yet, and waits for in-flight
+    /// dispatches.
     ///
     /// # Safety
     ///
     /// As for [`Registry::dispatch`].
-    pub(crate) unsafe fn kill(&self, dax_dev: *mut bindings::dax_device) {
+    pub(crate) unsafe fn kill(&self, dax_dev: *mut bindings::dax_device, mf_flags: c_int) {
         // Dead first: a claim registered while we walk must fail rather than miss the news.
         let name = {
             let mut claims = self.claims.lock();
@@ -530,7 +531,7 @@ impl Registry {
         };
         {
             let _srcu = self.srcu.read_lock();
-            let flags = bindings::mf_flags_MF_MEM_PRE_REMOVE as c_int;
+            let flags = bindings::mf_flags_MF_MEM_PRE_REMOVE as c_int | mf_flags;
             // What the owners answer changes nothing: the device is gone either way.
             let mut ignored = Settlement::default();
             // SAFETY: We are inside `srcu`; `dax_dev` is the caller's guarantee.

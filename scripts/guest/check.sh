@@ -14,10 +14,17 @@ for arg in $(cat /proc/cmdline); do
 	esac
 done
 
+if [ -e /proc/modules ]; then
+	echo "# lsmod:"
+	lsmod | sed 's/^/#   /'
+fi
+
 # Each script prints its own KTAP plan; results.py adds them up.
+# module_failure.sh unloads and reloads modules: it goes last.
 rc=0
 /dpf/selftests/dax_failure.sh || rc=1
 /dpf/selftests/dm_failure.sh || rc=1
+/dpf/selftests/module_failure.sh || rc=1
 
 if [ -w /sys/kernel/debug/kmemleak ]; then
 	echo scan > /sys/kernel/debug/kmemleak

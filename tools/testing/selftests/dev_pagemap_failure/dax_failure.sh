@@ -78,7 +78,7 @@ udev_settle() {
 }
 
 ktap_print_header
-ktap_set_plan 30
+ktap_set_plan 33
 
 # 1. Namespaces with labels: one fsdax, one devdax.
 dax_setup_namespaces fsdax 1024M devdax 512M
@@ -122,6 +122,24 @@ removal_scenario "XFS rmapbt=1, data in last AG" "-m rmapbt=1" last ranged 5000
 removal_scenario "XFS rmapbt=1, data in AG 0" "-m rmapbt=1" 0 ranged 5000
 removal_scenario "XFS rmapbt=0" "-m rmapbt=0" 0 ranged 5000
 removal_scenario "XFS rmapbt=1, AG 0, mode pfn" "-m rmapbt=1" 0 pfn 120000
+
+# 4b. Mode off is upstream 7.3.4 with the series' first patch: with the data
+#     in AG 0 the removal walks the rmap btree page by page and returns.
+#     Without the fix the walk wraps a 32-bit block count and loops about
+#     2^32 times (about 470 s under QEMU, whatever the size of the file).
+dpf_set_mode off
+xfs_mount "-m rmapbt=1"
+file=$(dax_file_in_ag "$MNT" 4 0 upstream)
+unbind=$(dax_unbind_arg "$pmem")
+if [ -n "$file" ]; then
+	run_probe "mode off (upstream + wrap fix), AG 0: removal returns, no page accessible" \
+		"$PROBE" -s 4 -t 60000 -r "$unbind" "$file"
+else
+	ktap_test_fail "mode off, data in AG 0: no file with data in AG 0"
+fi
+ktap_test_result "mode off, data in AG 0: filesystem unmounts after removal" umount "$MNT"
+ktap_test_result "mode off, data in AG 0: device comes back" dax_rebind "$unbind"
+udev_settle
 dpf_set_mode ranged
 
 # 5. Poison one page through MADV_HWPOISON: one ranged call to XFS, SIGBUS

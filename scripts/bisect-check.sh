@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Every prefix of the series builds: maintainers bisect through a series,
+# and a patch that only compiles with a later one is rejected.
+#
+# For each commit of dpf-base..dpf that touches a file the kernel compiles
+# (or a Kconfig or Makefile), check that commit out in a worktree of its own
+# and build, in the production configuration (config/base.config +
+# config/production.config: the feature on, without its test interfaces),
+# every object that the series touches up to and including that commit. A
+# Rust file of the core stands for the core's object; an object that its
+# directory's Makefile does not name yet is not part of the kernel at that
+# commit and is skipped. The standalone fixes at the head of the series
+# (patches/fixes/) are built once more without Rust (config/norust.config),
+# as a maintainer who takes only them would. Single-object builds with
+# ccache, in build trees kept across runs, so that only what changed between
+# commits is compiled again; a commit already verified with the same
+# configuration and script is not built again (a commit id names its whole
+# tree and history, so the result cannot have changed).
+. "$(dirname "$0")/common.sh"
+
+src=$DPF_CACHE/bisect-src
+build=$KBUILD_DIR/bisect
+norust=$KBUILD_DIR/bisect-norust
+logs=${1:-$DPF_OUT/bisect}
+nfix=$(ls "$DPF_TOP"/patches/fixes/*.patch 2>/dev/null | wc -l)
+verified=$DPF_CACHE/bisect-verified
+mkdir -p "$build" "$norust" "$logs" "$verified"
+inputs=$(cat "$DPF_TOP"/config/{base,production,norust}.config "$0" | sha256sum | cut -c1-16)
+export CCACHE_DIR=$DPF_CACHE/ccache CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-8G} CCACHE_DEPEND=1
+kmake=(make -C "$src" LLVM="$LLVM_SUFFIX" CC="ccache clang$LLVM_SUFFIX"
+       -j"$(($(nproc) + 1))")
+
+# configure O FRAGMENT: allnoconfig + base.config + FRAGMENT in build tree O.
+configure() {
+	"${kmake[@]}" O="$1" -s allnoconfig &&
+	(cd "$src" && scripts/kconfig/merge_config.sh -m -O "$1" "$1/.config" \
+		"$DPF_TOP/config/base.config" "$2") &&
+	"${kmake[@]}" O="$1" -s olddefconfig
+}
+
+# Whether the tree at this commit builds OBJECT: its directory's Makefile
+# names it (kbuild compiles any source file given as a single target, but
+# a file the Makefiles do not name yet is not part of the kernel).
+in_build() {
+	local dir=${1%/*} name=${1##*/}
+	case "$1" in
+	*/../*) dir=${1%%/../*} name=../${1#*/../} ;;
+	esac
+	grep -qF "$name" "$src/$dir/Makefile" 2>/dev/null
+}
+
+# build O LOG OBJECT...: build each object in O that is part of the kernel
+# at this commit; records built and skipped.
+build() {
+	local o out=$1 log=$2
+	shift 2
+	for o in "$@"; do
+		if ! in_build "$o"; then
+			skipped+=("$o")
+		elif "${kmake[@]}" O="$out" "$o" >> "$log" 2>&1; then
+			built+=("$o")
+		else
+			echo "  $n: $o does not build at \"$subject\" (log: $log)"
+			failed=$((failed + 1))
+		fi
+	done
+}
+
+if [ ! -d "$src/.git" ] && [ ! -f "$src/.git" ]; then
+	git -C "$KTREE" worktree prune
+	rm -rf "$src"
+	git -C "$KTREE" worktree add -q --detach "$src" "$KBASE_TAG"
+fi
+
+# The object a changed file stands for, if the kernel compiles it.
+object_of() {
+	case "$1" in
+	tools/*|Documentation/*) ;;
+	mm/dev_pagemap_failure.rs|mm/dev_pagemap_failure/*.rs) echo mm/dev_pagemap_failure.o ;;
+	fs/xfs_hooks/*.c) echo "fs/xfs/../xfs_hooks/$(basename "${1%.c}").o" ;;
+	*.c) echo "${1%.c}.o" ;;
+	esac
+}
+
+objects=()
+failed=0 checked=0
+n=0
+for commit in $(git -C "$KTREE" rev-list --reverse "$KBASE_TAG..dpf"); do
+	n=$((n + 1))
+	subject=$(git -C "$KTREE" log -1 --format=%s "$commit")
+	added=0
+	while read -r f; do
+		o=$(object_of "$f")
+		[ -n "$o" ] || continue
+		case " ${objects[*]} " in *" $o "*) ;; *) objects+=("$o") ;; esac
+		added=1
+	done < <(git -C "$KTREE" diff-tree --no-commit-id --name-only -r "$commit")
+	# Kconfig or Makefile changes make more of the touched objects buildable.
+	git -C "$KTREE" diff-tree --no-commit-id --name-only -r "$commit" |
+		grep -qE '(^|/)(Kconfig|Makefile)$' && added=1
+	[ "$added" = 1 ] || continue
+	stamp=$verified/$commit-$inputs-$n-$nfix
+	if [ -e "$stamp" ]; then
+		checked=$((checked + 1))
+		echo "  $n: verified before at \"$subject\""
+		continue
+	fi
+	git -C "$src" checkout -q --detach "$commit"
+	log="$logs/$(printf '%02d' "$n").log"
+	# Configuring talks about overridden options; only the builds are judged.
+	: > "$log"
+	if ! configure "$build" "$DPF_TOP/config/production.config" > "$log.config" 2>&1; then
+		echo "  $n: configuring failed (log: $log.config)"
+		failed=$((failed + 1))
+		continue
+	fi
+	built=() skipped=()
+	build "$build" "$log" "${objects[@]}"
+	if [ "$n" -le "$nfix" ]; then
+		# A standalone fix: alone on pristine 7.3.4, and without Rust.
+		configure "$norust" "$DPF_TOP/config/norust.config" >> "$log.config" 2>&1 &&
+			build "$norust" "$log" "${objects[@]}" ||
+			{ echo "  $n: the fix does not build without Rust (log: $log)"; failed=$((failed + 1)); }
+	fi
+	if grep -qE '(warning|error):' "$log"; then
+		echo "  $n: warnings at \"$subject\" (log: $log)"
+		grep -E -A4 '(warning|error):' "$log" | head -n 20
+		failed=$((failed + 1))
+	fi
+	checked=$((checked + 1))
+	[ "$failed" -eq 0 ] && touch "$stamp"
+	alone=
+	[ "$n" -le "$nfix" ] && alone=", also without Rust"
+	echo "  $n: ${#built[@]} builds of the touched objects pass at \"$subject\"$alone${skipped:+ (not in the build yet: ${skipped[*]})}"
+done
+git -C "$src" checkout -q --detach dpf 2>/dev/null || true
+echo "bisect: $checked commits built, $failed failures"
+[ "$failed" -eq 0 ]
