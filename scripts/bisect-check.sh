@@ -16,8 +16,10 @@
 # as a maintainer who takes only them would. Single-object builds with
 # ccache, in build trees kept across runs, so that only what changed between
 # commits is compiled again; a commit already verified with the same
-# configuration and script is not built again (a commit id names its whole
-# tree and history, so the result cannot have changed).
+# configuration and script is not built again: its stamp names the
+# content the builds read (the tree without tools/testing/selftests/ and
+# Documentation/, and the objects), so a change to a selftest does not
+# rebuild every later commit.
 . "$(dirname "$0")/common.sh"
 
 src=$DPF_CACHE/bisect-src
@@ -101,7 +103,12 @@ for commit in $(git -C "$KTREE" rev-list --reverse "$KBASE_TAG..dpf"); do
 	git -C "$KTREE" diff-tree --no-commit-id --name-only -r "$commit" |
 		grep -qE '(^|/)(Kconfig|Makefile)$' && added=1
 	[ "$added" = 1 ] || continue
-	stamp=$verified/$commit-$inputs-$n-$nfix
+	# What the builds read: the commit's tree without the selftests and the
+	# documentation (no kernel object is built from them), and the objects.
+	content=$({ git -C "$KTREE" ls-tree -r "$commit" |
+			grep -vE $'\t(tools/testing/selftests|Documentation)/'
+		    echo "${objects[*]}"; } | sha256sum | cut -c1-16)
+	stamp=$verified/$content-$inputs-$n-$nfix
 	if [ -e "$stamp" ]; then
 		checked=$((checked + 1))
 		echo "  $n: verified before at \"$subject\""
