@@ -81,7 +81,6 @@ object_of() {
 	case "$1" in
 	tools/*|Documentation/*) ;;
 	mm/dev_pagemap_failure.rs|mm/dev_pagemap_failure/*.rs) echo mm/dev_pagemap_failure.o ;;
-	fs/xfs_hooks/*.c) echo "fs/xfs/../xfs_hooks/$(basename "${1%.c}").o" ;;
 	*.c) echo "${1%.c}.o" ;;
 	esac
 }

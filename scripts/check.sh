@@ -112,10 +112,10 @@ else
 fi
 # Kernels without the feature, and without Rust: every C file of the kernel
 # series that such a kernel builds must compile there without a warning.
-# The core's helpers, device-mapper's claims and the XFS sweep are built with
+# The core's helpers and device-mapper's claims are built with
 # the feature alone (their Makefile lines depend on it); the selftests are
 # userspace.
-feature_only='^(mm/dev_pagemap_failure_helpers\.c|drivers/md/dm-dax-failure\.c|fs/xfs_hooks/.*|tools/.*)$'
+feature_only='^(mm/dev_pagemap_failure_helpers\.c|drivers/md/dm-dax-failure\.c|tools/.*)$'
 mapfile -t series_objects < <(git -C "$KTREE" diff --name-only "$KBASE_TAG" dpf -- '*.c' |
 	grep -Ev "$feature_only" | sed 's/\.c$/.o/')
 for variant in nofeature norust; do
