@@ -9,7 +9,8 @@
  * exactly the part each of its targets uses (dax_failure_register()), and
  * hands every failure it receives to dax_failure_route(), which translates
  * it (linear: one shift; striped: exact chunks, or the whole target when the
- * failure covers all the target uses of that device) and dispatches it
+ * failure covers all the target uses of that device; unknown layout: a
+ * removal over the whole target, poison declined) and dispatches it
  * through the dm device's own registry.  Stacks of dm devices work by
  * construction: the dm device above claims the one below.
  *
@@ -134,10 +135,13 @@ static int dm_dax_failure_build(struct dm_table *t)
 			walk.stripes = ti->type->dax_failure_layout(ti,
 								    &walk.chunk);
 		} else {
-			/* dax_failure_route() passes it on over the target. */
+			/*
+			 * dax_failure_route() passes a removal on over the
+			 * whole target and declines poison.
+			 */
 			walk.stripes = 1;
 			walk.chunk = 0;
-			DMWARN("%s: %s target: DAX failures go to the whole target",
+			DMWARN("%s: %s target: DAX removal goes to the whole target, poison to the pages' fallback",
 			       dm_device_name(t->md), ti->type->name);
 		}
 		r = ti->type->iterate_devices(ti, dm_dax_failure_add, &walk);

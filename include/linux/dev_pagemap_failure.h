@@ -64,8 +64,9 @@ struct dax_failure_ops {
  * @target_start: first byte of the target in @upper
  * @target_len: bytes of the target in @upper
  * @chunk: stripe chunk in bytes (@lower_len for a linear target); 0 if the
- *	target's layout is unknown: every failure is then passed on over the
- *	whole target
+ *	target's layout is unknown: a removal is then passed on over the whole
+ *	target, and poison is declined (the lower device's fallback handles
+ *	exactly the poisoned pages)
  * @stripes: number of devices the target stripes over (1 for linear)
  * @member: which of them the lower device is, from 0
  *

@@ -58,8 +58,8 @@ impl Layout {
 
     /// The ranges of the upper device that `failure` of the lower device affects: exact
     /// chunks, or the whole target when a removal covers all the target uses of the lower
-    /// device (see [`range::Route::upper_ranges`]). A target whose layout is unknown passes
-    /// every failure on over its whole range, with a log line.
+    /// device (see [`range::Route::upper_ranges`]). A target whose layout is unknown passes a
+    /// removal on over its whole range, with a log line ([`pass_up`] declines its poison).
     fn upper_ranges(&self, failure: Range, removal: bool) -> RouteRanges {
         match self.layout {
             Some(layout) => layout.upper_ranges(failure, removal),
@@ -99,6 +99,12 @@ pub(crate) fn pass_up(
     mf_flags: c_int,
 ) -> c_int {
     let removal = mf_flags & bindings::mf_flags_MF_MEM_PRE_REMOVE as c_int != 0;
+    if layout.layout.is_none() && !removal {
+        // Which pages above a poisoned page of a target of unknown layout stands for is
+        // unknown, and the whole target would shut a filesystem down for one page: decline,
+        // and the lower device's fallback handles exactly the poisoned pages.
+        return outcome::not_handled();
+    }
     // No fallback up here: what is not taken is the lower device's to handle.
     let mut settlement = Settlement::default();
     for part in layout.upper_ranges(failure, removal) {

@@ -3,8 +3,8 @@
 #
 # Failures of persistent memory below device-mapper must reach the
 # filesystem on the dm device, in the dm device's offsets: dm-linear,
-# dm-stripe, a linear device stacked on a striped one, and a table reload
-# under a live mapping.
+# dm-stripe, a linear device stacked on a striped one, a table reload under
+# a live mapping, and dm-log-writes.
 #
 # Needs one NVDIMM region of at least 2 GiB with a label area, ndctl,
 # dmsetup, mkfs.xfs, xfs_io and a kernel with CONFIG_DEV_PAGEMAP_FAILURE,
@@ -150,7 +150,7 @@ removal() {
 }
 
 ktap_print_header
-ktap_set_plan 36
+ktap_set_plan 41
 dpf_set_mode ranged
 
 # 1. dm-linear over a whole namespace, rmapbt=1 and rmapbt=0: removing the
@@ -312,5 +312,40 @@ ktap_test_result "$name: the live table is the split one" \
 umount "$MNT"
 dm_remove dpf-reload && [ "$(dpf_claims "$pmem" dm)" = 0 ]
 result "$name: dmsetup remove drops every claim"
+
+# 6. dm-log-writes (data on one namespace, its log on another) is linear
+#    over its data device: one poisoned page is one page's SIGBUS, and the
+#    filesystem stays up (passed on over the whole target, it shut down).
+name="dm-log-writes"
+dax_setup_namespaces fsdax 768M fsdax 256M
+set -- $pmems
+data=$1 logdev=$2
+dm_create dpf-log "0 $(sectors "$data") log-writes /dev/$data /dev/$logdev"
+dm=$(dm_kname dpf-log)
+xfs_mount /dev/mapper/dpf-log "-m rmapbt=1"
+[ "$(dpf_claims "$data" dm)" = 1 ] && [ "$(dpf_claims "$dm" holder)" = 1 ] &&
+	[ "$(dpf_claims "$logdev" dm)" = 0 ]
+result "$name: dm claims its data device $data (not the log), XFS claims $dm"
+victim=$MNT/victim other=$MNT/other
+xfs_io -f -c "falloc 0 4m" "$victim"
+xfs_io -f -c "falloc 0 4m" "$other"
+before=$(dpf_counter "$dm" live dispatches)
+dmesg -c >/dev/null
+trace_on
+run_probe "$name: one poisoned page: SIGBUS at the page, other file readable" \
+	"$POISON" -p 6 -n 1 -i "$INJECT" "$victim" "$other"
+trace_off
+after=$(dpf_counter "$dm" live dispatches)
+ktap_print_msg "$name: $dm dispatches ${before:-?} -> ${after:-?}, trace:" \
+	"$(grep 'dax_failure_dispatch:' "$TRACE/trace" | sed 's/.*dax_failure_dispatch: //' |
+		tr '\n' ';')"
+[ -n "$before" ] && [ "$after" = $((before + 1)) ] &&
+	[ "$(grep -c "dev=$dm offset=0x[0-9a-f]* len=0x1000 .*owner=holder ret=0" \
+		"$TRACE/trace")" = 1 ]
+result "$name: the one page reaches XFS as one page"
+xfs_io -c "pread -q 0 4m" "$other" && ! dmesg_has "Shutting down filesystem"
+result "$name: the filesystem stays up"
+umount "$MNT"
+ktap_test_result "$name: dmsetup remove" dm_remove dpf-log
 
 ktap_finished
