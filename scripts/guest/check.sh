@@ -28,7 +28,7 @@ fi
 # Each script prints its own KTAP plan; results.py adds them up.
 # module_failure.sh unloads and reloads modules: it goes last.
 rc=0
-for t in dax_failure ext4_failure dm_failure module_failure; do
+for t in dax_failure ext4_failure dm_failure writecache_failure module_failure; do
 	[ -z "$only" ] || [ "$only" = "$t" ] || continue
 	"/dpf/selftests/$t.sh" || rc=1
 done

@@ -1,0 +1,102 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# dm-writecache in pmem mode (cache on one fsdax namespace, origin on
+# another) under XFS with writes in flight: removing the cache namespace
+# puts the target into its error state (new I/O fails with -EIO), nothing
+# touches the removed memory (no Oops), and the filesystem unmounts, the
+# table is removed and the namespace comes back. Blocks not yet written back
+# to the origin are lost, by design.
+#
+# In mode off (upstream) nobody tells dm-writecache: the kernel Oopses in
+# writecache_map at the next write to the cache.
+#
+# Needs one NVDIMM region of at least 1.5 GiB with a label area, ndctl,
+# dmsetup, mkfs.xfs and a kernel with CONFIG_DEV_PAGEMAP_FAILURE, debugfs
+# and dm-writecache; destroys everything on that region.
+
+DIR=$(cd "$(dirname "$0")" && pwd)
+. "$DIR/ktap_helpers.sh"
+. "$DIR/dax_lib.sh"
+
+MNT=/mnt/writecache_failure
+DEVICES=/sys/kernel/debug/dev_pagemap_failure/devices
+
+# Claims of device DEV (live) by OWNER.
+dpf_claims() {
+	awk -v dev="$1" -v owner="$2" '
+		$1 == dev && $2 == "state=live" { on = 1; next }
+		/^[^ ]/ { on = 0 }
+		on && $1 == "claim" && $3 == owner { n++ }
+		END { print n + 0 }' "$DEVICES"
+}
+
+sectors() {
+	cat "/sys/class/block/$1/size"
+}
+
+ktap_print_header
+ktap_set_plan 8
+dpf_set_mode "${DPF_TEST_MODE:-ranged}"
+
+dax_setup_namespaces fsdax 512M fsdax 768M
+set -- $pmems
+cache=$1 origin=$2
+[ -b "/dev/$cache" ] && [ -b "/dev/$origin" ] ||
+	ktap_exit_fail_msg "no namespaces; nothing else can run"
+dmsetup create --noudevsync dpf-wc \
+	--table "0 $(sectors "$origin") writecache p /dev/$origin /dev/$cache 4096 0" &&
+	dmsetup mknodes dpf-wc
+mkdir -p "$MNT"
+mkfs.xfs -f -q /dev/mapper/dpf-wc && mount /dev/mapper/dpf-wc "$MNT"
+ktap_print_msg "cache $cache, origin $origin: $(grep -A1 "^$cache state=live" "$DEVICES" |
+	tr '\n' ' ')"
+[ "$(dpf_claims "$cache" dm-writecache)" = 1 ]
+result "dm-writecache claims its pmem cache $cache while the table is live"
+
+# Writes in flight: fsynced 4 MiB files, one after the other, until one fails.
+(
+	i=0
+	while dd if=/dev/zero of="$MNT/stream.$((i % 8))" bs=1M count=4 conv=fsync \
+		2>/dev/null; do
+		i=$((i + 1))
+	done
+) &
+writer=$!
+sleep 2
+unbind=$(dax_unbind_arg "$cache")
+dmesg -c >/dev/null
+t0=$(date +%s)
+echo "${unbind#*=}" > "${unbind%%=*}"
+t1=$(date +%s)
+ktap_print_msg "unbind of $cache returned after $((t1 - t0)) s"
+stopped() {
+	for i in $(seq 1 60); do
+		kill -0 "$writer" 2>/dev/null || return 0
+		sleep 1
+	done
+	return 1
+}
+stopped
+result "the writes in flight fail and the writer stops"
+status=$(dmsetup status dpf-wc)
+ktap_print_msg "dmsetup status: $status"
+# "0 LEN writecache ERROR BLOCKS FREE WRITEBACK ...": the error is -EIO.
+[ "$(echo "$status" | awk '{ print $4 }')" = -5 ]
+result "dmsetup status shows the error state (-EIO)"
+dmesg_has "pmem cache device removed or poisoned"
+result "dm-writecache says what is lost"
+umount "$MNT"
+result "the filesystem unmounts"
+dd if=/dev/zero of=/dev/mapper/dpf-wc bs=4096 count=1 oflag=direct 2>/dev/null
+ktap_test_result "new I/O to the target fails" [ $? -ne 0 ]
+ktap_test_result "dmsetup remove" dmsetup remove --noudevsync dpf-wc
+dax_rebind "$unbind"
+for i in 1 2 3 4 5 6 7 8 9 10; do
+	[ -b "/dev/$cache" ] && break
+	sleep 0.2
+done
+ktap_test_result "the cache namespace comes back" [ -b "/dev/$cache" ]
+dpf_set_mode ranged
+
+ktap_finished
