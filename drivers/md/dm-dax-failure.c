@@ -141,7 +141,7 @@ static int dm_dax_failure_build(struct dm_table *t)
 			 */
 			walk.stripes = 1;
 			walk.chunk = 0;
-			DMWARN("%s: %s target: DAX removal goes to the whole target, poison to the pages' fallback",
+			DMWARN("%s: %s target: no DAX layout, removals go to all of it",
 			       dm_device_name(t->md), ti->type->name);
 		}
 		r = ti->type->iterate_devices(ti, dm_dax_failure_add, &walk);

@@ -4,7 +4,7 @@
 # Failures of persistent memory below device-mapper must reach the
 # filesystem on the dm device, in the dm device's offsets: dm-linear,
 # dm-stripe, a linear device stacked on a striped one, a table reload under
-# a live mapping, and dm-log-writes.
+# a live mapping, dm-log-writes, and a dm-linear device grown under XFS.
 #
 # Needs one NVDIMM region of at least 2 GiB with a label area, ndctl,
 # dmsetup, mkfs.xfs, xfs_io and a kernel with CONFIG_DEV_PAGEMAP_FAILURE,
@@ -150,7 +150,7 @@ removal() {
 }
 
 ktap_print_header
-ktap_set_plan 41
+ktap_set_plan 45
 dpf_set_mode ranged
 
 # 1. dm-linear over a whole namespace, rmapbt=1 and rmapbt=0: removing the
@@ -347,5 +347,38 @@ xfs_io -c "pread -q 0 4m" "$other" && ! dmesg_has "Shutting down filesystem"
 result "$name: the filesystem stays up"
 umount "$MNT"
 ktap_test_result "$name: dmsetup remove" dm_remove dpf-log
+
+# 7. Claims follow growth: XFS on a dm-linear device over half a namespace,
+#    the table grown to the whole namespace and the filesystem grown; poison
+#    in the grown part reaches XFS (its claim covers every offset the whole
+#    dm device can have, not the size at mount).
+name="dm-linear resize + growfs"
+dax_setup_namespaces fsdax 1024M
+len=$(sectors "$pmem")
+half=$((len / 2 / 8 * 8))
+dm_create dpf-grow "0 $half linear /dev/$pmem 0"
+dm=$(dm_kname dpf-grow)
+xfs_mount /dev/mapper/dpf-grow "-m rmapbt=1"
+echo "0 $len linear /dev/$pmem 0" | dmsetup reload --noudevsync dpf-grow &&
+	dmsetup resume --noudevsync dpf-grow && xfs_growfs "$MNT" >/dev/null
+agcount=$(dax_agcount /dev/mapper/dpf-grow)
+victim=$(dax_file_in_ag "$MNT" 4 $((agcount - 1)) victim)
+other=$(dax_file_in_ag "$MNT" 4 0 other)
+phys=$(dax_file_phys "$victim")
+ktap_print_msg "$name: $dm $half -> $(sectors "$dm") sectors, $agcount AGs," \
+	"victim at byte ${phys:-?}: $(grep -A1 "^$dm state=live" "$DEVICES" | tr '\n' ' ')"
+[ "$(sectors "$dm")" = "$len" ] && [ -n "$phys" ] && [ "$phys" -ge $((half * 512)) ]
+result "$name: the device and XFS grew, a file lies in the grown part"
+trace_on
+run_probe "$name: poison in the grown part: SIGBUS at the page, other file readable" \
+	"$POISON" -p 1 -n 1 -i "$INJECT" "$victim" "$other"
+trace_off
+ktap_print_msg "$name: trace: $(grep 'dax_failure_dispatch:' "$TRACE/trace" |
+	sed 's/.*dax_failure_dispatch: //' | tr '\n' ';')"
+[ "$(grep -c "dev=$dm offset=0x[0-9a-f]* len=0x1000 .*owner=holder ret=0" \
+	"$TRACE/trace")" = 1 ]
+result "$name: the poison in the grown part reaches XFS"
+umount "$MNT"
+ktap_test_result "$name: dmsetup remove" dm_remove dpf-grow
 
 ktap_finished
