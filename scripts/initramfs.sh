@@ -22,7 +22,7 @@ for applet in $("$bb" --list); do
 done
 
 # Real tools with their libraries.
-tools="ndctl daxctl mkfs.xfs xfs_io xfs_db xfs_repair mkfs.ext4 e2fsck dmsetup"
+tools="ndctl daxctl mkfs.xfs xfs_io xfs_db xfs_repair xfs_growfs mkfs.ext4 e2fsck dmsetup"
 copy_with_libs() {
 	local bin=$1 dest lib
 	dest=$root$bin

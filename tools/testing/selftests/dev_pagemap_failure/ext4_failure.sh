@@ -2,16 +2,16 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # ext4 -o dax=always on an fsdax namespace: ext4 claims its block device's
-# part of the dax_device (all of it: a whole disk may grow); the removal of the namespace under two processes
-# that map and write files reaches ext4 in one call, which shuts it down and
-# revokes every mapping (no page left to the fallback); after a rebind the
-# filesystem mounts, a file fsynced before the removal is intact and e2fsck
-# finds nothing. Poison in a file (MADV_HWPOISON) is declined by ext4, which
-# has no reverse map: the per-page fallback kills exactly the process that
-# maps the page.
+# part of the dax_device (all of it: a whole disk may grow); the removal of
+# the namespace under two processes that map and write files reaches ext4
+# in one call, which shuts it down and revokes every mapping (no page left
+# to the fallback); after a rebind the filesystem mounts, a file fsynced
+# before the removal is intact and e2fsck finds nothing. Poison in a file
+# (MADV_HWPOISON) is declined by ext4, which has no reverse map: the
+# per-page fallback kills exactly the process that maps the page.
 #
-# In mode off (upstream) ext4 hears of nothing: every page stays readable
-# after the removal, and the first test fails.
+# In mode off (upstream) ext4 hears of nothing: the mappings survive the
+# removal, and the kernel Oopses when the processes unmap them.
 #
 # Needs one NVDIMM region of at least 1 GiB with a label area, ndctl,
 # mkfs.ext4, e2fsck, xfs_io and a kernel with CONFIG_DEV_PAGEMAP_FAILURE
