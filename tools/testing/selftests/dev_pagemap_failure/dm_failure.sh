@@ -361,7 +361,8 @@ dm=$(dm_kname dpf-grow)
 xfs_mount /dev/mapper/dpf-grow "-m rmapbt=1"
 echo "0 $len linear /dev/$pmem 0" | dmsetup reload --noudevsync dpf-grow &&
 	dmsetup resume --noudevsync dpf-grow && xfs_growfs "$MNT" >/dev/null
-agcount=$(dax_agcount /dev/mapper/dpf-grow)
+# The mounted filesystem's geometry (the superblock on disk may lag).
+agcount=$(xfs_io -c statfs "$MNT" | sed -n 's/^geom.agcount = //p')
 victim=$(dax_file_in_ag "$MNT" 4 $((agcount - 1)) victim)
 other=$(dax_file_in_ag "$MNT" 4 0 other)
 phys=$(dax_file_phys "$victim")
