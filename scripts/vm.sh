@@ -48,7 +48,18 @@ trap 'rm -f "$img"' EXIT
 # makes pgtable_l5_enabled() briefly false, and KASAN then reports the
 # handler's access to a 5-level direct-map address as wild (seen once in
 # about a dozen debug boots). Guests here need only 4-level paging.
-qemu=(qemu-system-x86_64 -accel tcg -cpu max,la57=off -smp 2
+#
+# thread=single: with multi-threaded TCG (one host thread per vCPU) a vCPU
+# can still execute a translated block holding the int3 that text_poke_bp()
+# put on a static-key or static-call site after the patching CPU has
+# restored the instruction and synchronised every CPU; the int3 then reaches
+# no poke handler and Oopses ("Oops: int3" in ttwu_do_wakeup() when enabling
+# a trace event registers the sched_wakeup probe, in a timer interrupt
+# during memremap_pages() at boot). Real CPUs serialise on the IPI that
+# text_poke_sync() sends; QEMU 7.2's cross-modifying-code handling between
+# vCPU threads does not guarantee it. One TCG thread runs the vCPUs in turn,
+# so a modification is complete before another vCPU executes the site.
+qemu=(qemu-system-x86_64 -accel tcg,thread=single -cpu max,la57=off -smp 2
       -machine pc,nvdimm=on -m 2G,slots=4,maxmem=32G
       -object "memory-backend-file,id=mem1,share=on,mem-path=$img,size=$size"
       -device nvdimm,id=nvdimm1,memdev=mem1,label-size=128K
