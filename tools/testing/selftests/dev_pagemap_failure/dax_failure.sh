@@ -70,14 +70,7 @@ removal_scenario() {
 	result "$name: XFS reports the shutdown"
 	ktap_test_result "$name: filesystem unmounts after removal" umount "$MNT"
 	ktap_test_result "$name: device comes back" dax_rebind "$unbind"
-	udev_settle
-}
-
-udev_settle() {
-	for i in 1 2 3 4 5 6 7 8 9 10; do
-		[ -b "/dev/$pmem" ] && return 0
-		sleep 0.2
-	done
+	dax_wait_blockdev "$pmem"
 }
 
 ktap_print_header
@@ -141,7 +134,7 @@ else
 fi
 ktap_test_result "mode off, data in AG 0: filesystem unmounts after removal" umount "$MNT"
 ktap_test_result "mode off, data in AG 0: device comes back" dax_rebind "$unbind"
-udev_settle
+dax_wait_blockdev "$pmem"
 dpf_set_mode ranged
 
 # 5. Poison one page through MADV_HWPOISON: one ranged call to XFS, SIGBUS

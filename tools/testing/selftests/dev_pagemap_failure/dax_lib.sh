@@ -93,6 +93,30 @@ dpf_counter() {
 		}' /sys/kernel/debug/dev_pagemap_failure/devices
 }
 
+# Number of live claims of device DEV with owner OWNER, from debugfs.
+dpf_claims() {
+	awk -v dev="$1" -v owner="$2" '
+		$1 == dev && $2 == "state=live" { on = 1; next }
+		/^[^ ]/ { on = 0 }
+		on && $1 == "claim" && $3 == owner { n++ }
+		END { print n + 0 }' /sys/kernel/debug/dev_pagemap_failure/devices
+}
+
+# The sector count of block device DEV (pmem0, dm-0).
+dax_sectors() {
+	cat "/sys/class/block/$1/size"
+}
+
+# Wait up to 2 s for /dev/DEV to appear after a rebind (there is no udev in
+# the test guest; devtmpfs creates the node asynchronously).
+dax_wait_blockdev() {
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		[ -b "/dev/$1" ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
 dpf_set_mode() {
 	echo "$1" > /sys/module/dev_pagemap_failure/parameters/mode
 }

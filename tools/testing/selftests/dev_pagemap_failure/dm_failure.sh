@@ -50,20 +50,6 @@ xfs_mount() {	# xfs_mount DEV MKFS_OPTS
 	mkfs.xfs -f -q $2 "$1" && mount -o dax=always "$1" "$MNT"
 }
 
-# Number of claims of device DEV (live) with owner OWNER.
-dpf_claims() {
-	awk -v dev="$1" -v owner="$2" '
-		$1 == dev && $2 == "state=live" { on = 1; next }
-		/^[^ ]/ { on = 0 }
-		on && $1 == "claim" && $3 == owner { n++ }
-		END { print n + 0 }' "$DEVICES"
-}
-
-# The sector count of a block device.
-sectors() {
-	cat "/sys/class/block/$1/size"
-}
-
 # Does FILE lie in one extent, entirely inside one chunk of member MEMBER
 # of a 2-way stripe of $CHUNK sectors?
 on_member() {
@@ -158,7 +144,7 @@ dpf_set_mode ranged
 for rmapbt in 1 0; do
 	name="dm-linear, rmapbt=$rmapbt"
 	dax_setup_namespaces fsdax 1024M
-	dm_create dpf-linear "0 $(sectors "$pmem") linear /dev/$pmem 0"
+	dm_create dpf-linear "0 $(dax_sectors "$pmem") linear /dev/$pmem 0"
 	dm=$(dm_kname dpf-linear)
 	xfs_mount /dev/mapper/dpf-linear "-m rmapbt=$rmapbt"
 	ktap_print_msg "$name: $pmem -> $dm: $(grep -A1 "^$pmem state=live" "$DEVICES" |
@@ -174,7 +160,7 @@ done
 #    reaches XFS, poison in the other half goes to the fallback, not to dm.
 name="dm-linear over half"
 dax_setup_namespaces fsdax 1024M
-half=$(($(sectors "$pmem") / 2 / 8 * 8))
+half=$(($(dax_sectors "$pmem") / 2 / 8 * 8))
 dm_create dpf-half "0 $half linear /dev/$pmem 0"
 dm=$(dm_kname dpf-half)
 xfs_mount /dev/mapper/dpf-half "-m rmapbt=1"
@@ -214,8 +200,8 @@ stripe_setup() {	# stripe_setup: two namespaces, a 2-way stripe of $CHUNK
 	dax_setup_namespaces fsdax 768M fsdax 768M
 	set -- $pmems
 	p0=$1 p1=$2
-	width=$(sectors "$p0")
-	[ "$(sectors "$p1")" -lt "$width" ] && width=$(sectors "$p1")
+	width=$(dax_sectors "$p0")
+	[ "$(dax_sectors "$p1")" -lt "$width" ] && width=$(dax_sectors "$p1")
 	width=$((width / CHUNK * CHUNK))
 	stripe_len=$((2 * width))
 	dm_create dpf-stripe "0 $stripe_len striped 2 $CHUNK /dev/$p0 0 /dev/$p1 0"
@@ -275,7 +261,7 @@ dax_rebind "$REBIND"
 #    once, to the current table.
 name="dm-linear reload"
 dax_setup_namespaces fsdax 1024M
-len=$(sectors "$pmem")
+len=$(dax_sectors "$pmem")
 cut=$((len / 2 / 8 * 8))
 dm_create dpf-reload "0 $len linear /dev/$pmem 0"
 dm=$(dm_kname dpf-reload)
@@ -320,7 +306,7 @@ name="dm-log-writes"
 dax_setup_namespaces fsdax 768M fsdax 256M
 set -- $pmems
 data=$1 logdev=$2
-dm_create dpf-log "0 $(sectors "$data") log-writes /dev/$data /dev/$logdev"
+dm_create dpf-log "0 $(dax_sectors "$data") log-writes /dev/$data /dev/$logdev"
 dm=$(dm_kname dpf-log)
 xfs_mount /dev/mapper/dpf-log "-m rmapbt=1"
 [ "$(dpf_claims "$data" dm)" = 1 ] && [ "$(dpf_claims "$dm" holder)" = 1 ] &&
@@ -354,7 +340,7 @@ ktap_test_result "$name: dmsetup remove" dm_remove dpf-log
 #    dm device can have, not the size at mount).
 name="dm-linear resize + growfs"
 dax_setup_namespaces fsdax 1024M
-len=$(sectors "$pmem")
+len=$(dax_sectors "$pmem")
 half=$((len / 2 / 8 * 8))
 dm_create dpf-grow "0 $half linear /dev/$pmem 0"
 dm=$(dm_kname dpf-grow)
@@ -366,9 +352,9 @@ agcount=$(xfs_io -c statfs "$MNT" | sed -n 's/^geom.agcount = //p')
 victim=$(dax_file_in_ag "$MNT" 4 $((agcount - 1)) victim)
 other=$(dax_file_in_ag "$MNT" 4 0 other)
 phys=$(dax_file_phys "$victim")
-ktap_print_msg "$name: $dm $half -> $(sectors "$dm") sectors, $agcount AGs," \
+ktap_print_msg "$name: $dm $half -> $(dax_sectors "$dm") sectors, $agcount AGs," \
 	"victim at byte ${phys:-?}: $(grep -A1 "^$dm state=live" "$DEVICES" | tr '\n' ' ')"
-[ "$(sectors "$dm")" = "$len" ] && [ -n "$phys" ] && [ "$phys" -ge $((half * 512)) ]
+[ "$(dax_sectors "$dm")" = "$len" ] && [ -n "$phys" ] && [ "$phys" -ge $((half * 512)) ]
 result "$name: the device and XFS grew, a file lies in the grown part"
 trace_on
 run_probe "$name: poison in the grown part: SIGBUS at the page, other file readable" \

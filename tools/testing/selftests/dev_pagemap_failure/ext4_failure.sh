@@ -33,13 +33,6 @@ ext4_mount() {
 	mkfs.ext4 -q -F -b 4096 "/dev/$pmem" && mount -o dax=always "/dev/$pmem" "$MNT"
 }
 
-udev_settle() {
-	for i in 1 2 3 4 5 6 7 8 9 10; do
-		[ -b "/dev/$pmem" ] && return 0
-		sleep 0.2
-	done
-}
-
 ktap_print_header
 ktap_set_plan 12
 dpf_set_mode "${DPF_TEST_MODE:-ranged}"
@@ -80,7 +73,7 @@ dmesg_has "EXT4-fs ($pmem): shut down requested"
 result "ext4 removal: ext4 reports the shutdown"
 ktap_test_result "ext4 removal: filesystem unmounts after removal" umount "$MNT"
 ktap_test_result "ext4 removal: device comes back" dax_rebind "$unbind"
-udev_settle
+dax_wait_blockdev "$pmem"
 
 # 3. After the rebind: the journal replays at mount, the fsynced file is
 #    byte-identical, and e2fsck finds nothing.

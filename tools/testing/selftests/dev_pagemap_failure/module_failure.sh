@@ -96,10 +96,7 @@ ktap_test_result "after the reload: filesystem unmounts after removal" umount "$
 ktap_test_result "after the reload: device comes back" dax_rebind "$unbind"
 
 # ext4 from the reloaded module: a file written, synced and checked clean.
-for i in 1 2 3 4 5 6 7 8 9 10; do
-	[ -b "/dev/$pmem" ] && break
-	sleep 0.2
-done
+dax_wait_blockdev "$pmem"
 mkfs.ext4 -q -F "/dev/$pmem" && mount -t ext4 -o dax "/dev/$pmem" "$MNT" &&
 	xfs_io -f -c "pwrite -q 0 1m" -c fsync "$MNT/file" && umount "$MNT" &&
 	e2fsck -fn "/dev/$pmem" >/dev/null 2>&1

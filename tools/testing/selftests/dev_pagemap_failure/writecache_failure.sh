@@ -22,19 +22,6 @@ DIR=$(cd "$(dirname "$0")" && pwd)
 MNT=/mnt/writecache_failure
 DEVICES=/sys/kernel/debug/dev_pagemap_failure/devices
 
-# Claims of device DEV (live) by OWNER.
-dpf_claims() {
-	awk -v dev="$1" -v owner="$2" '
-		$1 == dev && $2 == "state=live" { on = 1; next }
-		/^[^ ]/ { on = 0 }
-		on && $1 == "claim" && $3 == owner { n++ }
-		END { print n + 0 }' "$DEVICES"
-}
-
-sectors() {
-	cat "/sys/class/block/$1/size"
-}
-
 ktap_print_header
 ktap_set_plan 8
 dpf_set_mode "${DPF_TEST_MODE:-ranged}"
@@ -48,7 +35,7 @@ cache=$1 origin=$2
 # there is not a writecache superblock.
 dd if=/dev/zero of="/dev/$cache" bs=1M count=1 oflag=direct 2>/dev/null
 dmsetup create --noudevsync dpf-wc \
-	--table "0 $(sectors "$origin") writecache p /dev/$origin /dev/$cache 4096 0" &&
+	--table "0 $(dax_sectors "$origin") writecache p /dev/$origin /dev/$cache 4096 0" &&
 	dmsetup mknodes dpf-wc ||
 	ktap_exit_fail_msg "cannot create the writecache table; nothing else can run"
 mkdir -p "$MNT"
@@ -99,10 +86,7 @@ dd if=/dev/zero of=/dev/mapper/dpf-wc bs=4096 count=1 oflag=direct 2>/dev/null
 ktap_test_result "new I/O to the target fails" [ $? -ne 0 ]
 ktap_test_result "dmsetup remove" dmsetup remove --noudevsync dpf-wc
 dax_rebind "$unbind"
-for i in 1 2 3 4 5 6 7 8 9 10; do
-	[ -b "/dev/$cache" ] && break
-	sleep 0.2
-done
+dax_wait_blockdev "$cache"
 ktap_test_result "the cache namespace comes back" [ -b "/dev/$cache" ]
 dpf_set_mode ranged
 
