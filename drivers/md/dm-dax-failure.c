@@ -70,6 +70,8 @@ static int dm_dax_failure(struct dax_device *lower, void *data, u64 offset,
 static const struct dax_failure_ops dm_dax_failure_ops = {
 	.name = "dm",
 	.notify_failure = dm_dax_failure,
+	/* Other dm devices and targets may route the same lower bytes. */
+	.shared = true,
 };
 
 struct dm_dax_failure_walk {

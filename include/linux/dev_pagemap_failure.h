@@ -49,11 +49,18 @@ enum dev_pagemap_failure_mode {
  *	fallback, as if unclaimed), or another negative errno, which is
  *	counted and reported to the caller of the failure.  See "Outcomes
  *	and the fallback" in Documentation/mm/dev_pagemap_failure.rst.
+ * @shared: the owner passes failures on rather than owning the bytes (a
+ *	stacking driver: device-mapper).  Shared claims may overlap one
+ *	another (two dm devices, or two targets of one table, over the same
+ *	part of a device), and each receives every failure in its range,
+ *	once.  A claim without @shared (a filesystem, a cache) owns its bytes:
+ *	it overlaps no other claim, shared or not (-EBUSY).
  */
 struct dax_failure_ops {
 	const char *name;
 	int (*notify_failure)(struct dax_device *dax_dev, void *data,
 			      u64 offset, u64 len, int mf_flags);
+	bool shared;
 };
 
 /**

@@ -2,7 +2,8 @@
 
 //! `/sys/kernel/debug/dev_pagemap_failure/`: what every kernel with the feature shows.
 //!
-//! * `devices` (read-only): one line of counters per dax_device, then one line per claim.
+//! * `devices` (read-only): one line of counters per dax_device, then one line per claim
+//!   (`shared` marks the claims that may overlap, see [`crate::registry`]).
 //!
 //! With `CONFIG_DEV_PAGEMAP_FAILURE_TEST` the test interfaces of [`crate::testing`] join it
 //! in the same directory; without it nothing here writes anything.
@@ -110,10 +111,11 @@ impl DevicesFile {
                 if result.is_ok() {
                     result = writeln!(
                         f,
-                        "  claim {:#x}-{:#x} {}",
+                        "  claim {:#x}-{:#x} {}{}",
                         range.start(),
                         range.end(),
-                        owner.name().to_str().unwrap_or("?")
+                        owner.name().to_str().unwrap_or("?"),
+                        if owner.is_shared() { " shared" } else { "" }
                     );
                 }
             });

@@ -27,6 +27,8 @@ pub(crate) struct Recorder {
     pub(crate) entered: Atomic<bool>,
     /// While set, the handler sleeps before returning.
     pub(crate) hold: Atomic<bool>,
+    /// What the handler returns.
+    pub(crate) ret: Atomic<i32>,
 }
 
 impl Recorder {
@@ -38,6 +40,7 @@ impl Recorder {
             flags: Atomic::new(0),
             entered: Atomic::new(false),
             hold: Atomic::new(false),
+            ret: Atomic::new(0),
         }
     }
 
@@ -49,6 +52,12 @@ impl Recorder {
         // SAFETY: `RECORD_OPS` is static; every test unregisters or drops the registry
         // before its recorder goes away.
         unsafe { Owner::new(&raw const RECORD_OPS.0, self.data()) }.ok_or(EINVAL)
+    }
+
+    /// The recorder as the owner of a shared claim, like a stacking driver's.
+    pub(crate) fn shared_owner(&self) -> Result<Owner> {
+        // SAFETY: As for `owner()`.
+        unsafe { Owner::new(&raw const SHARED_RECORD_OPS.0, self.data()) }.ok_or(EINVAL)
     }
 
     pub(crate) fn seen(&self) -> (u64, u64, u64) {
@@ -82,7 +91,7 @@ unsafe extern "C" fn record(
     while rec.hold.load(Acquire) {
         fsleep(Delta::from_millis(1));
     }
-    0
+    rec.ret.load(Relaxed)
 }
 
 pub(crate) struct SyncOps(pub(crate) bindings::dax_failure_ops);
@@ -95,11 +104,20 @@ pub(crate) static RECORD_OPS: SyncOps = SyncOps(bindings::dax_failure_ops {
     #[allow(clippy::disallowed_methods)]
     name: c"kunit".as_ptr().cast(),
     notify_failure: Some(record),
+    shared: false,
+});
+
+pub(crate) static SHARED_RECORD_OPS: SyncOps = SyncOps(bindings::dax_failure_ops {
+    #[allow(clippy::disallowed_methods)]
+    name: c"kunit-shared".as_ptr().cast(),
+    notify_failure: Some(record),
+    shared: true,
 });
 
 #[kunit_tests(dev_pagemap_failure)]
 mod tests {
     use kernel::{
+        bindings,
         ffi::c_int,
         prelude::*,
         sync::atomic::{Acquire, Atomic, Relaxed, Release},
@@ -111,7 +129,7 @@ mod tests {
     use super::Recorder;
     use crate::outcome::{not_handled, Delivery, Settlement};
     use crate::range::{split, Range, RangeError, Segment};
-    use crate::registry::Registry;
+    use crate::registry::{ClaimError, Registry};
     const TOP: u64 = u64::MAX;
 
     /// A range literal, checked when the test is compiled rather than when it runs.
@@ -231,6 +249,15 @@ mod tests {
     /// Dispatches `failure` on `registry` (no dax_device: the test handler ignores it) and
     /// returns what became of it and the parts that went to the fallback.
     fn dispatch(registry: &Registry, failure: Range) -> (Settlement, KVec<Range>) {
+        dispatch_flags(registry, failure, 0)
+    }
+
+    /// [`dispatch`] with `MF_*` flags.
+    fn dispatch_flags(
+        registry: &Registry,
+        failure: Range,
+        flags: c_int,
+    ) -> (Settlement, KVec<Range>) {
         let mut gaps = KVec::new();
         let mut settlement = Settlement::default();
         let mut fallback = |gap| -> Result<(), c_int> {
@@ -241,7 +268,7 @@ mod tests {
             registry.dispatch(
                 core::ptr::null_mut(),
                 failure,
-                0,
+                flags,
                 &mut settlement,
                 Some(&mut fallback),
             )
@@ -441,6 +468,121 @@ mod tests {
         assert_eq!(shared.registry.stats.claims.load(Relaxed), 0);
         let (outcome, _) = dispatch(&shared.registry, r!(0, 0x100_0000));
         assert_eq!(outcome.taken, 0);
+        Ok(())
+    }
+
+    /// Two routes over the same bytes and a third over part of them, as two dm devices (or
+    /// two targets of one table) over one pmem range give, next to a filesystem's claim.
+    #[test]
+    fn shared_claims_overlap_and_each_hears_once() -> Result {
+        let registry = Registry::new()?;
+        let (a, b, c, fs) = (
+            Recorder::new(),
+            Recorder::new(),
+            Recorder::new(),
+            Recorder::new(),
+        );
+        let ab = r!(0x1000, 0x3000);
+        assert_eq!(registry.register(ab, a.shared_owner()?), Ok(()));
+        assert_eq!(registry.register(ab, b.shared_owner()?), Ok(()));
+        assert_eq!(
+            registry.register(r!(0x2000, 0x5000), c.shared_owner()?),
+            Ok(())
+        );
+        assert_eq!(registry.register(r!(0x6000, 0x7000), fs.owner()?), Ok(()));
+        // Owners of the bytes overlap nothing; the same route cannot claim twice.
+        let other = Recorder::new();
+        assert_eq!(
+            registry.register(r!(0x2000, 0x3000), other.owner()?),
+            Err(ClaimError::Overlap)
+        );
+        assert_eq!(
+            registry.register(r!(0x6000, 0x8000), other.shared_owner()?),
+            Err(ClaimError::Overlap)
+        );
+        assert_eq!(
+            registry.register(ab, a.shared_owner()?),
+            Err(ClaimError::Overlap)
+        );
+        assert_eq!(registry.stats.claims.load(Relaxed), 4);
+
+        // Poison over all of them: one call each, with exactly its part.
+        let (outcome, gaps) = dispatch(&registry, r!(0, 0x8000));
+        assert_eq!((outcome.taken, outcome.errno()), (4, 0));
+        assert_eq!(a.seen(), (1, 0x1000, 0x2000));
+        assert_eq!(b.seen(), (1, 0x1000, 0x2000));
+        assert_eq!(c.seen(), (1, 0x2000, 0x3000));
+        assert_eq!(fs.seen(), (1, 0x6000, 0x1000));
+        assert_eq!(
+            &gaps[..],
+            &[r!(0, 0x1000), r!(0x5000, 0x6000), r!(0x7000, 0x8000)]
+        );
+
+        // One route declines (nobody above it took the failure): what it covers goes to the
+        // fallback once, though the other routes took it.
+        b.ret.store(not_handled(), Relaxed);
+        let (outcome, gaps) = dispatch(&registry, r!(0x1800, 0x2800));
+        assert_eq!((outcome.taken, outcome.declined), (2, 1));
+        assert_eq!(a.seen(), (2, 0x1800, 0x1000));
+        assert_eq!(b.seen(), (2, 0x1800, 0x1000));
+        assert_eq!(c.seen(), (2, 0x2000, 0x800));
+        assert_eq!(&gaps[..], &[r!(0x1800, 0x2800)]);
+        b.ret.store(0, Relaxed);
+
+        // A removal announced over part of the device, then the device dying: every claim
+        // hears of the removal exactly once.
+        let removal = bindings::mf_flags_MF_MEM_PRE_REMOVE as c_int;
+        let (outcome, _) = dispatch_flags(&registry, r!(0x1000, 0x2000), removal);
+        assert_eq!(outcome.taken, 2);
+        // SAFETY: The test handler does not use the dax_device.
+        unsafe { registry.kill(core::ptr::null_mut(), 0) };
+        assert_eq!(
+            (a.seen().0, b.seen().0, c.seen().0, fs.seen().0),
+            (3, 3, 3, 2)
+        );
+        assert_eq!(c.seen(), (3, 0x2000, 0x3000));
+        assert_ne!(c.flags.load(Relaxed) & removal, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn shared_claims_are_told_apart_by_their_data() -> Result {
+        let registry = Registry::new()?;
+        let (a, b, next) = (Recorder::new(), Recorder::new(), Recorder::new());
+        let range = r!(0x1000, 0x2000);
+        assert_eq!(registry.register(range, a.shared_owner()?), Ok(()));
+        assert_eq!(registry.register(range, b.shared_owner()?), Ok(()));
+        // A table reload hands a's claim over; b's stays.
+        assert_eq!(
+            registry.replace(range, a.data(), next.shared_owner()?),
+            Ok(())
+        );
+        assert_eq!(
+            registry.replace(range, a.data(), next.shared_owner()?),
+            Err(ClaimError::Unknown)
+        );
+        // Not to an owner that claims the range already, nor across kinds.
+        assert_eq!(
+            registry.replace(range, next.data(), b.shared_owner()?),
+            Err(ClaimError::Overlap)
+        );
+        assert_eq!(
+            registry.replace(range, b.data(), b.owner()?),
+            Err(ClaimError::Unknown)
+        );
+        let (outcome, _) = dispatch(&registry, range);
+        assert_eq!(outcome.taken, 2);
+        assert_eq!((a.seen().0, b.seen().0, next.seen().0), (0, 1, 1));
+        assert_eq!(
+            registry.unregister(range, a.data()),
+            Err(ClaimError::Unknown)
+        );
+        assert_eq!(registry.detach(range, b.data()), Ok(()));
+        assert_eq!(registry.unregister(range, next.data()), Ok(()));
+        assert_eq!(registry.stats.claims.load(Relaxed), 0);
+        let (outcome, gaps) = dispatch(&registry, range);
+        assert_eq!(outcome.taken, 0);
+        assert_eq!(&gaps[..], &[range]);
         Ok(())
     }
 }

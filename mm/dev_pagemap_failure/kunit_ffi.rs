@@ -232,6 +232,7 @@ mod tests {
         #[allow(clippy::disallowed_methods)]
         name: c"kunit-route".as_ptr().cast(),
         notify_failure: Some(route_handler),
+        shared: true,
     });
 
     #[test]

@@ -91,27 +91,37 @@ impl Settlement {
         delivery: Delivery,
         fallback: Option<Fallback<'_, '_>>,
     ) {
+        self.count(delivery);
+        if let Delivery::Declined | Delivery::Unclaimed = delivery {
+            self.fall_back(part, fallback);
+        }
+    }
+
+    /// Counts a delivery without acting on it: for parts of overlapping claims, whose
+    /// fallback is decided for the union of what they leave (see `Registry::deliver_shared`),
+    /// and then handed to [`Settlement::fall_back`].
+    pub(crate) fn count(&mut self, delivery: Delivery) {
         self.parts += 1;
         match delivery {
             Delivery::Taken => self.taken += 1,
+            Delivery::Declined => self.declined += 1,
+            Delivery::Unclaimed => self.unclaimed += 1,
             Delivery::Failed(e) => {
                 self.error.get_or_insert(e);
             }
-            Delivery::Declined | Delivery::Unclaimed => {
-                if delivery == Delivery::Declined {
-                    self.declined += 1;
-                } else {
-                    self.unclaimed += 1;
-                }
-                match fallback {
-                    Some(fallback) => {
-                        if let Err(e) = fallback(part) {
-                            self.error.get_or_insert(e);
-                        }
-                    }
-                    None => self.unhandled = true,
+        }
+    }
+
+    /// Sends `part`, which nobody took, to `fallback`, or leaves it to the caller if the
+    /// path has none.
+    pub(crate) fn fall_back(&mut self, part: Range, fallback: Option<Fallback<'_, '_>>) {
+        match fallback {
+            Some(fallback) => {
+                if let Err(e) = fallback(part) {
+                    self.error.get_or_insert(e);
                 }
             }
+            None => self.unhandled = true,
         }
     }
 

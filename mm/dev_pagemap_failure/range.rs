@@ -292,6 +292,85 @@ where
     }
 }
 
+/// Walks the claims that may overlap one another (those of stacking drivers) over a range
+/// `within` that no exclusive claim touches, to find what goes to the fallback.
+///
+/// Each such claim gets one call with its part of `within`, and a value of `within` goes to
+/// the fallback if no claim covers it or if an owner of a claim that covers it declined. Feed
+/// the claims in order of start to [`Overlay::enter`], which returns the claim's part and the
+/// values before it that no claim covers; [`Overlay::tail`] gives those after the last claim.
+/// Merge those and the declined parts with a [`Coalesce`].
+///
+/// Claims out of order are not an error: a value they cover may then be reported uncovered
+/// too, which sends it to the fallback once more than needed, never less.
+pub struct Overlay {
+    within: Range,
+    /// Every value of `within` below this is covered by a claim entered so far.
+    covered: u64,
+}
+
+impl Overlay {
+    /// Starts the walk over `within`.
+    pub fn new(within: Range) -> Self {
+        Self {
+            within,
+            covered: within.start,
+        }
+    }
+
+    /// Enters the next claim: returns its part inside `within` (`None` if it has none, then
+    /// nobody is to be called), and the values before that part that no claim entered so far
+    /// covers, if any.
+    pub fn enter(&mut self, claim: Range) -> (Option<Range>, Option<Range>) {
+        let Some(part) = claim.intersect(&self.within) else {
+            return (None, None);
+        };
+        let uncovered = Range::new(self.covered, part.start).ok();
+        self.covered = max(self.covered, part.end);
+        (Some(part), uncovered)
+    }
+
+    /// The values after every claim entered that no claim covers, if any.
+    pub fn tail(&self) -> Option<Range> {
+        Range::new(self.covered, self.within.end).ok()
+    }
+}
+
+/// Merges the parts of a failure bound for the fallback, so that it runs once per stretch.
+///
+/// Parts pushed in order of start come out sorted, disjoint and with a gap between any two,
+/// covering exactly the values pushed. A part that starts before the one being grown is
+/// passed on as it is: every value still comes out, some perhaps twice.
+#[derive(Default)]
+pub struct Coalesce {
+    pending: Option<Range>,
+}
+
+impl Coalesce {
+    /// Adds `part`; returns a stretch that can no longer grow, if any.
+    pub fn push(&mut self, part: Range) -> Option<Range> {
+        match self.pending {
+            Some(p) if p.start <= part.start && part.start <= p.end => {
+                // INVARIANT: `p.start < p.end <= max(p.end, part.end)`.
+                self.pending = Some(Range {
+                    start: p.start,
+                    end: max(p.end, part.end),
+                });
+                None
+            }
+            done => {
+                self.pending = Some(part);
+                done
+            }
+        }
+    }
+
+    /// The last stretch, if any.
+    pub fn finish(self) -> Option<Range> {
+        self.pending
+    }
+}
+
 /// The geometry of a device-mapper striped target: its data is spread over `stripes` members
 /// in chunks of `chunk` units, round robin. Chunk `c` of the target (counted from its start)
 /// is chunk `c / stripes` of member `c % stripes`, as in drivers/md/dm-stripe.c. Every

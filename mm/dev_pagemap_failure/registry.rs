@@ -2,6 +2,10 @@
 
 //! The claims on one dax_device and the dispatch of failures to their owners.
 //!
+//! An exclusive claim (a filesystem's) owns its bytes and overlaps no other claim; shared
+//! claims (device-mapper's routes) may overlap one another, never an exclusive one. A failure
+//! reaches every claim it overlaps once, with exactly the overlapping part.
+//!
 //! # Locking
 //!
 //! A [`Registry`] has two synchronisation objects with separate jobs:
@@ -37,7 +41,7 @@ use kernel::{
 };
 
 use crate::outcome::{Delivery, Fallback, Settlement};
-use crate::range::{split, Range, RangeError, Segment};
+use crate::range::{split, Coalesce, Overlay, Range, RangeError, Segment};
 
 declare_trace! {
     /// One call to an owner's handler: device, byte range, `MF_*` flags, owner, result.
@@ -73,14 +77,16 @@ type Handler =
 ///
 /// # Invariants
 ///
-/// `ops` points to a `struct dax_failure_ops` whose handler is `notify`, and `ops`, its `name`
-/// and `data` stay valid until the claim made with this owner has been removed from its
-/// registry and the registry's SRCU grace period that follows has ended.
+/// `ops` points to a `struct dax_failure_ops` whose handler is `notify` and whose `shared` is
+/// `shared`, and `ops`, its `name` and `data` stay valid until the claim made with this owner
+/// has been removed from its registry and the registry's SRCU grace period that follows has
+/// ended.
 #[derive(Clone, Copy)]
 pub(crate) struct Owner {
     ops: *const bindings::dax_failure_ops,
     notify: Handler,
     data: *mut c_void,
+    shared: bool,
 }
 
 // SAFETY: An `Owner` is only pointers that the registrant promised (see `Owner::new`) stay
@@ -104,9 +110,21 @@ impl Owner {
         data: *mut c_void,
     ) -> Option<Self> {
         // SAFETY: `ops` is valid (the caller's guarantee).
-        let notify = unsafe { (*ops).notify_failure }?;
-        // INVARIANT: `notify` is the handler of `ops`; validity is the caller's guarantee.
-        Some(Self { ops, notify, data })
+        let (notify, shared) = unsafe { ((*ops).notify_failure?, (*ops).shared) };
+        // INVARIANT: `notify` and `shared` are those of `ops`; validity is the caller's
+        // guarantee.
+        Some(Self {
+            ops,
+            notify,
+            data,
+            shared,
+        })
+    }
+
+    /// Whether the owner passes failures on (a stacking driver), so that its claims may
+    /// overlap other shared claims; see `shared` in `struct dax_failure_ops`.
+    pub(crate) fn is_shared(&self) -> bool {
+        self.shared
     }
 
     /// The owner's name, for logs and debugfs.
@@ -166,17 +184,28 @@ enum Pass {
     UntoldRemoval,
 }
 
+/// The key of a shared claim: its start, its end and a serial number that tells apart claims
+/// of the same range. Ordered by start first.
+type SharedKey = (u64, u64, u64);
+
 /// What the registry mutex protects.
 ///
 /// # Invariants
 ///
-/// The claims in `tree` are pairwise disjoint, and each is stored under the key
-/// `claim.range.end()`, the first byte after it (unique, since claims are non-empty and
-/// disjoint). So the first claim whose key exceeds a byte covers that byte or is the first
-/// claim after it, and the tree's order is the claims' order.
+/// * The claims in `tree` (exclusive owners) are pairwise disjoint, and each is stored under
+///   the key `claim.range.end()`, the first byte after it (unique, since claims are non-empty
+///   and disjoint). So the first claim whose key exceeds a byte covers that byte or is the
+///   first claim after it, and the tree's order is the claims' order.
+/// * The claims in `shared` (owners that pass failures on) may overlap one another but no
+///   claim in `tree`. Each is stored under `(start, end, serial)` with a `serial` below
+///   `next_serial` used by no other claim, so no two have the same key, and no two have the
+///   same range and owner data.
 struct Claims {
-    /// The claims, keyed by their end.
+    /// The exclusive claims, keyed by their end.
     tree: RBTree<u64, Claim>,
+    /// The shared claims, in order of start.
+    shared: RBTree<SharedKey, Claim>,
+    next_serial: u64,
     /// The device is gone: no new claims, no more dispatches.
     dead: bool,
     name: [u8; NAME_LEN],
@@ -210,8 +239,43 @@ impl Claims {
         }
     }
 
-    /// Whether `range` overlaps a claim already in the tree.
-    fn overlaps(&self, range: &Range) -> bool {
+    /// The first shared claim after the one keyed `after` (from the first one if `None`) that
+    /// overlaps `within`, with its key; with [`Pass::UntoldRemoval`], the first such claim not
+    /// told of a removal yet. A removal pass marks it as told.
+    ///
+    /// Shared claims may overlap, so one that starts before `within` may still reach into it:
+    /// the walk starts at the first shared claim and skips those that end before `within`.
+    /// Only stacking drivers make shared claims, a few per device.
+    fn next_shared(
+        &mut self,
+        after: Option<SharedKey>,
+        within: &Range,
+        pass: Pass,
+    ) -> Option<(SharedKey, Range, Owner)> {
+        let mut cursor = match after {
+            Some(key) => self.shared.cursor_lower_bound_mut(&key)?,
+            None => self.shared.cursor_front_mut()?,
+        };
+        loop {
+            let (&key, claim) = cursor.current_mut();
+            if claim.range.start() >= within.end() {
+                return None;
+            }
+            if Some(key) != after
+                && claim.range.end() > within.start()
+                && !(pass == Pass::UntoldRemoval && claim.pre_removed)
+            {
+                if pass != Pass::Failure {
+                    claim.pre_removed = true;
+                }
+                return Some((key, claim.range, claim.owner));
+            }
+            cursor = cursor.move_next()?;
+        }
+    }
+
+    /// Whether `range` overlaps an exclusive claim.
+    fn overlaps_exclusive(&self, range: &Range) -> bool {
         // The only candidate is the first claim ending after `range` starts (type invariant):
         // every claim before it ends at or before that, and every claim after it starts after
         // the candidate, so it overlaps `range` only if the candidate does.
@@ -220,6 +284,32 @@ impl Claims {
             .checked_add(1)
             .and_then(|after_start| self.tree.cursor_lower_bound(&after_start))
             .is_some_and(|cursor| cursor.current().1.range.overlaps(range))
+    }
+
+    /// Whether `range` overlaps a shared claim.
+    fn overlaps_shared(&self, range: &Range) -> bool {
+        self.shared
+            .iter()
+            .take_while(|(_, claim)| claim.range.start() < range.end())
+            .any(|(_, claim)| claim.range.overlaps(range))
+    }
+
+    /// The key of the shared claim of exactly `range` made with `data`.
+    fn find_shared(&mut self, range: &Range, data: *mut c_void) -> Option<SharedKey> {
+        // Only the mutable cursor moves.
+        let mut cursor = self
+            .shared
+            .cursor_lower_bound_mut(&(range.start(), range.end(), 0))?;
+        loop {
+            let (&key, claim) = cursor.current();
+            if claim.range != *range {
+                return None;
+            }
+            if claim.owner.data() == data {
+                return Some(key);
+            }
+            cursor = cursor.move_next()?;
+        }
     }
 }
 
@@ -264,7 +354,8 @@ pub(crate) struct Registry {
 pub(crate) enum ClaimError {
     /// Zero, unaligned or overflowing range, or an owner without a handler: `-EINVAL`.
     Invalid(RangeError),
-    /// The range overlaps a claim: `-EBUSY`.
+    /// The range overlaps a claim it may not overlap, or the same owner data claims it
+    /// already: `-EBUSY`.
     Overlap,
     /// No claim with that range and data: `-ENOENT`.
     Unknown,
@@ -308,6 +399,8 @@ impl Registry {
             try_pin_init!(Self {
                 claims <- new_mutex!(Claims {
                     tree: RBTree::new(),
+                    shared: RBTree::new(),
+                    next_serial: 0,
                     dead: false,
                     name,
                 }),
@@ -336,8 +429,19 @@ impl Registry {
         self.claims.lock().dead
     }
 
-    /// Claims `range` (bytes of the device) for `owner`.
+    /// Claims `range` (bytes of the device) for `owner`: an exclusive claim if the owner owns
+    /// the bytes, which then overlaps no other claim; a shared one if it passes failures on
+    /// ([`Owner::is_shared`]), which overlaps no exclusive claim but may overlap other shared
+    /// ones.
     pub(crate) fn register(&self, range: Range, owner: Owner) -> Result<(), ClaimError> {
+        let claim = Claim {
+            range,
+            owner,
+            pre_removed: false,
+        };
+        if owner.is_shared() {
+            return self.register_shared(claim);
+        }
         // Allocate before locking, so that the mutex is never held across reclaim.
         let reservation =
             RBTreeNodeReservation::new(GFP_KERNEL).map_err(|_| ClaimError::NoMemory)?;
@@ -345,18 +449,40 @@ impl Registry {
         if claims.dead {
             return Err(ClaimError::Dead);
         }
-        if claims.overlaps(&range) {
+        if claims.overlaps_exclusive(&range) || claims.overlaps_shared(&range) {
             return Err(ClaimError::Overlap);
         }
-        let claim = Claim {
-            range,
-            owner,
-            pre_removed: false,
-        };
         // INVARIANT: `range` overlaps no claim (checked above) and is keyed by its end.
         claims
             .tree
             .insert(reservation.into_node(range.end(), claim));
+        self.stats.claims.add(1, Relaxed);
+        Ok(())
+    }
+
+    /// [`Registry::register`] of a shared claim.
+    fn register_shared(&self, claim: Claim) -> Result<(), ClaimError> {
+        let reservation =
+            RBTreeNodeReservation::new(GFP_KERNEL).map_err(|_| ClaimError::NoMemory)?;
+        let mut claims = self.claims.lock();
+        if claims.dead {
+            return Err(ClaimError::Dead);
+        }
+        if claims.overlaps_exclusive(&claim.range)
+            || claims
+                .find_shared(&claim.range, claim.owner.data())
+                .is_some()
+        {
+            return Err(ClaimError::Overlap);
+        }
+        let serial = claims.next_serial;
+        // Registrations are serialised by the mutex and each takes one serial: 2^64 of them
+        // do not happen, but never reuse one.
+        claims.next_serial = serial.checked_add(1).ok_or(ClaimError::NoMemory)?;
+        let key = (claim.range.start(), claim.range.end(), serial);
+        // INVARIANT: the claim overlaps no exclusive claim and repeats no range and data
+        // (checked above); its serial is new.
+        claims.shared.insert(reservation.into_node(key, claim));
         self.stats.claims.add(1, Relaxed);
         Ok(())
     }
@@ -372,7 +498,9 @@ impl Registry {
 
     /// Gives the claim of exactly `range` made with `old_data` to `owner`, in one step under
     /// the mutex: every lookup finds the old owner or the new one, never neither, so a failure
-    /// cannot fall between them. Whether the claim has heard of a removal carries over.
+    /// cannot fall between them. Whether the claim has heard of a removal carries over. The
+    /// old claim must be shared if and only if `owner` is, and `owner` must not claim
+    /// `range` already.
     ///
     /// Does not wait: a call of the old owner's handler that found the claim before may still
     /// be running. [`Registry::synchronize`] waits for it; the old owner's data must stay
@@ -383,16 +511,27 @@ impl Registry {
         old_data: *mut c_void,
         owner: Owner,
     ) -> Result<(), ClaimError> {
-        {
-            let mut claims = self.claims.lock();
-            match claims.tree.get_mut(&range.end()) {
-                Some(claim) if claim.range == range && claim.owner.data() == old_data => {
-                    claim.owner = owner;
-                }
-                _ => return Err(ClaimError::Unknown),
+        let mut claims = self.claims.lock();
+        if owner.is_shared() {
+            if owner.data() != old_data && claims.find_shared(&range, owner.data()).is_some() {
+                return Err(ClaimError::Overlap);
             }
+            let key = claims
+                .find_shared(&range, old_data)
+                .ok_or(ClaimError::Unknown)?;
+            let claim = claims.shared.get_mut(&key).ok_or(ClaimError::Unknown)?;
+            // INVARIANT: same range and key; the new data claims no other claim of the range
+            // (checked above).
+            claim.owner = owner;
+            return Ok(());
         }
-        Ok(())
+        match claims.tree.get_mut(&range.end()) {
+            Some(claim) if claim.range == range && claim.owner.data() == old_data => {
+                claim.owner = owner;
+                Ok(())
+            }
+            _ => Err(ClaimError::Unknown),
+        }
     }
 
     /// Removes the claim of exactly `range` made with `data`, like [`Registry::unregister`],
@@ -403,10 +542,16 @@ impl Registry {
     pub(crate) fn detach(&self, range: Range, data: *mut c_void) -> Result<(), ClaimError> {
         let mut claims = self.claims.lock();
         match claims.tree.get(&range.end()) {
-            Some(claim) if claim.range == range && claim.owner.data() == data => {}
-            _ => return Err(ClaimError::Unknown),
+            Some(claim) if claim.range == range && claim.owner.data() == data => {
+                claims.tree.remove(&range.end());
+            }
+            _ => {
+                let key = claims
+                    .find_shared(&range, data)
+                    .ok_or(ClaimError::Unknown)?;
+                claims.shared.remove(&key);
+            }
         }
-        claims.tree.remove(&range.end());
         drop(claims);
         self.stats.claims.add(-1, Relaxed);
         Ok(())
@@ -421,7 +566,8 @@ impl Registry {
     /// Hands `failure` (bytes of the device) to the owners of the claims it overlaps, one
     /// call per claim with exactly the overlapping part, and records in `settlement` what
     /// became of each part, in ascending order: parts nobody takes go to `fallback` if there
-    /// is one (see [`Settlement::record`]).
+    /// is one (see [`Settlement::record`]). Where shared claims overlap, a byte goes to the
+    /// fallback if an owner of a claim covering it declined.
     ///
     /// Fails with [`ClaimError::Dead`] if the device is gone.
     ///
@@ -494,25 +640,112 @@ impl Registry {
         for segment in split(failure, claims) {
             let (part, delivery) = match segment {
                 Ok(Segment::Claimed { range, owner }) => {
-                    self.stats.dispatches.add(1, Relaxed);
-                    self.stats.dispatched_bytes.add(range.len(), Relaxed);
                     // SAFETY: The caller is inside `srcu` and we found the claim after it
                     // entered.
-                    let ret = unsafe { owner.notify(dax_dev, range, mf_flags) };
-                    trace(name, &owner, range, mf_flags, ret);
-                    let delivery = Delivery::of_errno(ret);
-                    if let Delivery::Failed(_) = delivery {
-                        self.stats.handler_errors.add(1, Relaxed);
-                    }
+                    let delivery = unsafe { self.call(dax_dev, name, &owner, range, mf_flags) };
                     (range, delivery)
                 }
-                Ok(Segment::Unclaimed(range)) => (range, Delivery::Unclaimed),
+                Ok(Segment::Unclaimed(range)) => {
+                    // No exclusive claim here; shared ones may cover it.
+                    // SAFETY: The caller's guarantees.
+                    unsafe {
+                        self.deliver_shared(
+                            dax_dev,
+                            name,
+                            range,
+                            mf_flags,
+                            pass,
+                            settlement,
+                            fallback.as_deref_mut(),
+                        )
+                    };
+                    continue;
+                }
                 // `next_from` clips every claim at the position reached, so what `split` sees
                 // is sorted and disjoint; this cannot happen.
                 Err(_) => (failure, Delivery::Failed(EIO.to_errno())),
             };
             settlement.record(part, delivery, fallback.as_deref_mut());
         }
+    }
+
+    /// Hands the part `within` of a failure, which no exclusive claim touches, to the owners
+    /// of the shared claims that overlap it, one call per claim with its part, and sends to
+    /// `fallback` what no claim covers or an owner declined ([`Overlay`]).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Registry::deliver`].
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn deliver_shared(
+        &self,
+        dax_dev: *mut bindings::dax_device,
+        name: &Name,
+        within: Range,
+        mf_flags: c_int,
+        pass: Pass,
+        settlement: &mut Settlement,
+        mut fallback: Option<Fallback<'_, '_>>,
+    ) {
+        let mut walk = Overlay::new(within);
+        let mut stretches = Coalesce::default();
+        let mut fall_back = |settlement: &mut Settlement, part: Range| {
+            if let Some(stretch) = stretches.push(part) {
+                settlement.fall_back(stretch, fallback.as_deref_mut());
+            }
+        };
+        let mut after = None;
+        // Lookups in key order, so the claims come sorted by start, as `Overlay` needs, and
+        // each is found once however the claims change between lookups.
+        while let Some((key, claim, owner)) = self.claims.lock().next_shared(after, &within, pass) {
+            after = Some(key);
+            let (part, uncovered) = walk.enter(claim);
+            if let Some(uncovered) = uncovered {
+                settlement.count(Delivery::Unclaimed);
+                fall_back(settlement, uncovered);
+            }
+            // `next_shared` only finds claims that overlap `within`.
+            let Some(part) = part else { continue };
+            // SAFETY: The caller is inside `srcu` and we found the claim after it entered.
+            let delivery = unsafe { self.call(dax_dev, name, &owner, part, mf_flags) };
+            settlement.count(delivery);
+            if delivery == Delivery::Declined {
+                fall_back(settlement, part);
+            }
+        }
+        if let Some(uncovered) = walk.tail() {
+            settlement.count(Delivery::Unclaimed);
+            fall_back(settlement, uncovered);
+        }
+        if let Some(stretch) = stretches.finish() {
+            settlement.fall_back(stretch, fallback);
+        }
+    }
+
+    /// Calls `owner` for `range`, counts and traces the call, and returns what became of it.
+    ///
+    /// # Safety
+    ///
+    /// The caller is inside `self.srcu` and found the claim of `owner` after entering it;
+    /// `dax_dev` is as for [`Registry::dispatch`].
+    unsafe fn call(
+        &self,
+        dax_dev: *mut bindings::dax_device,
+        name: &Name,
+        owner: &Owner,
+        range: Range,
+        mf_flags: c_int,
+    ) -> Delivery {
+        self.stats.dispatches.add(1, Relaxed);
+        self.stats.dispatched_bytes.add(range.len(), Relaxed);
+        // SAFETY: The caller's guarantee.
+        let ret = unsafe { owner.notify(dax_dev, range, mf_flags) };
+        trace(name, owner, range, mf_flags, ret);
+        let delivery = Delivery::of_errno(ret);
+        if let Delivery::Failed(_) = delivery {
+            self.stats.handler_errors.add(1, Relaxed);
+        }
+        delivery
     }
 
     /// Marks the device gone, after announcing the removal (`MF_MEM_PRE_REMOVE` and
@@ -550,10 +783,12 @@ impl Registry {
         self.srcu.synchronize();
     }
 
-    /// Calls `f` for each claim, in order, under the mutex (for debugfs).
+    /// Calls `f` for each claim under the mutex (for debugfs): the exclusive ones in order,
+    /// then the shared ones in order.
     pub(crate) fn for_each_claim(&self, mut f: impl FnMut(Range, &Owner)) {
         let claims = self.claims.lock();
-        for (_, claim) in claims.tree.iter() {
+        let exclusive = claims.tree.values();
+        for claim in Iterator::chain(exclusive, claims.shared.values()) {
             f(claim.range, &claim.owner);
         }
     }

@@ -177,6 +177,7 @@ static BENCH_OPS: BenchOps = BenchOps(bindings::dax_failure_ops {
     #[allow(clippy::disallowed_methods)]
     name: c"bench".as_ptr().cast(),
     notify_failure: Some(bench_handler),
+    shared: false,
 });
 
 impl BenchLookupFile {

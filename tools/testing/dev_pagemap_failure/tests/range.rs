@@ -4,7 +4,9 @@
 //! property tests against a naive model that walks every unit of a small
 //! universe, placed anywhere in the u64 space (including against u64::MAX).
 
-use dev_pagemap_failure_host::range::{split, Range, RangeError, Route, Segment, Stripes};
+use dev_pagemap_failure_host::range::{
+    split, Coalesce, Overlay, Range, RangeError, Route, Segment, Stripes,
+};
 use proptest::prelude::*;
 
 fn r(start: u64, end: u64) -> Range {
@@ -638,6 +640,163 @@ proptest! {
                 })
                 .collect();
             prop_assert_eq!(units, model);
+        }
+    }
+}
+
+/// What a dispatch over overlapping claims sends to the fallback, as [`Overlay`] and
+/// [`Coalesce`] compute it in mm/dev_pagemap_failure/registry.rs: the claims are entered in
+/// the order given, and `declined[i]` says whether the owner of claim `i` declined its part.
+/// Returns the parts each claim was called with and the stretches for the fallback.
+fn overlay(
+    within: Range,
+    claims: &[(u64, u64)],
+    declined: &[bool],
+) -> (Vec<Option<(u64, u64)>>, Vec<(u64, u64)>) {
+    let mut walk = Overlay::new(within);
+    let mut merge = Coalesce::default();
+    let mut stretches = Vec::new();
+    let mut parts = Vec::new();
+    let mut push = |merge: &mut Coalesce, part: Range| {
+        if let Some(done) = merge.push(part) {
+            stretches.push((done.start(), done.end()));
+        }
+    };
+    for (&(s, e), &declined) in claims.iter().zip(declined) {
+        let (part, uncovered) = walk.enter(r(s, e));
+        if let Some(uncovered) = uncovered {
+            push(&mut merge, uncovered);
+        }
+        parts.push(part.map(|p| (p.start(), p.end())));
+        if let (Some(part), true) = (part, declined) {
+            push(&mut merge, part);
+        }
+    }
+    if let Some(tail) = walk.tail() {
+        push(&mut merge, tail);
+    }
+    if let Some(done) = merge.finish() {
+        stretches.push((done.start(), done.end()));
+    }
+    (parts, stretches)
+}
+
+/// The naive model: every unit of `within` that no claim covers or a declining claim covers.
+fn overlay_model(within: (u64, u64), claims: &[(u64, u64)], declined: &[bool]) -> Vec<u64> {
+    (within.0..within.1)
+        .filter(|&u| {
+            let covering = claims
+                .iter()
+                .zip(declined)
+                .filter(|((s, e), _)| *s <= u && u < *e);
+            let mut any = false;
+            for (_, &d) in covering {
+                if d {
+                    return true;
+                }
+                any = true;
+            }
+            !any
+        })
+        .collect()
+}
+
+#[test]
+fn overlay_two_routes_over_one_range() {
+    // Two claims of the same bytes, a third overlapping the second's tail: each is called
+    // once with its own part; only what a decliner covers goes to the fallback.
+    let claims = [(0x1000, 0x3000), (0x1000, 0x3000), (0x2000, 0x5000)];
+    let (parts, stretches) = overlay(r(0, 0x4000), &claims, &[false, true, false]);
+    assert_eq!(
+        parts,
+        [
+            Some((0x1000, 0x3000)),
+            Some((0x1000, 0x3000)),
+            Some((0x2000, 0x4000))
+        ]
+    );
+    assert_eq!(stretches, [(0, 0x3000)]);
+    // Nobody declines: only the uncovered head.
+    let (_, stretches) = overlay(r(0, 0x4000), &claims, &[false; 3]);
+    assert_eq!(stretches, [(0, 0x1000)]);
+    // A claim outside the range is not called.
+    let (parts, stretches) = overlay(r(0x6000, 0x7000), &claims, &[true; 3]);
+    assert_eq!(parts, [None, None, None]);
+    assert_eq!(stretches, [(0x6000, 0x7000)]);
+}
+
+#[test]
+fn overlay_at_the_top_of_u64() {
+    let top = u64::MAX;
+    let claims = [(top - 0x3000, top), (top - 0x2000, top - 0x1000)];
+    let (parts, stretches) = overlay(r(top - 0x4000, top), &claims, &[false, true]);
+    assert_eq!(
+        parts,
+        [
+            Some((top - 0x3000, top)),
+            Some((top - 0x2000, top - 0x1000))
+        ]
+    );
+    assert_eq!(
+        stretches,
+        [(top - 0x4000, top - 0x3000), (top - 0x2000, top - 0x1000)]
+    );
+}
+
+/// Claims that may overlap, sorted by start, in a universe of `n` units.
+fn overlapping_claims(n: u64) -> impl Strategy<Value = Vec<((u64, u64), bool)>> {
+    proptest::collection::vec(
+        (
+            (0..n).prop_flat_map(move |s| (Just(s), s + 1..=n)),
+            any::<bool>(),
+        ),
+        0..10,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    #[test]
+    fn overlay_matches_model(
+        mut claims in overlapping_claims(N),
+        (a, b) in (0..N).prop_flat_map(|a| (Just(a), a + 1..=N)),
+        sorted in prop_oneof![3 => Just(true), 1 => Just(false)],
+        top in any::<bool>(),
+    ) {
+        if sorted {
+            claims.sort_by_key(|&((s, e), _)| (s, e));
+        }
+        let base = if top { u64::MAX - N } else { 0 };
+        let (ranges, declined): (Vec<(u64, u64)>, Vec<bool>) = claims.iter().copied().unzip();
+        let abs: Vec<(u64, u64)> = ranges.iter().map(|&(s, e)| (base + s, base + e)).collect();
+        let (parts, stretches) = overlay(r(base + a, base + b), &abs, &declined);
+
+        // Every claim is called once with exactly its part of the range.
+        for (&(s, e), part) in ranges.iter().zip(&parts) {
+            let want = (s.max(a), e.min(b));
+            let want = (want.0 < want.1).then_some((base + want.0, base + want.1));
+            prop_assert_eq!(*part, want);
+        }
+        let want: Vec<u64> = overlay_model((a, b), &ranges, &declined)
+            .into_iter()
+            .map(|u| base + u)
+            .collect();
+        let mut got: Vec<u64> = stretches.iter().flat_map(|&(s, e)| s..e).collect();
+        if sorted {
+            // Exactly the model's units, in stretches with a gap between any two.
+            for w in stretches.windows(2) {
+                prop_assert!(w[0].1 < w[1].0);
+            }
+            prop_assert_eq!(got, want);
+        } else {
+            // Out of order: never less than the model, nothing outside the range.
+            got.sort_unstable();
+            got.dedup();
+            for u in &want {
+                prop_assert!(got.binary_search(u).is_ok());
+            }
+            prop_assert!(got.iter().all(|&u| base + a <= u && u < base + b));
         }
     }
 }

@@ -4,7 +4,8 @@
 # Failures of persistent memory below device-mapper must reach the
 # filesystem on the dm device, in the dm device's offsets: dm-linear,
 # dm-stripe, a linear device stacked on a striped one, a table reload under
-# a live mapping, dm-log-writes, and a dm-linear device grown under XFS.
+# a live mapping, dm-log-writes, a dm-linear device grown under XFS, and
+# dm devices whose routes overlap.
 #
 # Needs one NVDIMM region of at least 2 GiB with a label area, ndctl,
 # dmsetup, mkfs.xfs, xfs_io and a kernel with CONFIG_DEV_PAGEMAP_FAILURE,
@@ -136,7 +137,7 @@ removal() {
 }
 
 ktap_print_header
-ktap_set_plan 45
+ktap_set_plan 53
 dpf_set_mode ranged
 
 # 1. dm-linear over a whole namespace, rmapbt=1 and rmapbt=0: removing the
@@ -367,5 +368,73 @@ ktap_print_msg "$name: trace: $(grep 'dax_failure_dispatch:' "$TRACE/trace" |
 result "$name: the poison in the grown part reaches XFS"
 umount "$MNT"
 ktap_test_result "$name: dmsetup remove" dm_remove dpf-grow
+
+# 8. Overlapping routes: two dm-linear devices over the same namespace, each
+#    with XFS (the second mounts the first's filesystem read-only), and a
+#    third whose two targets alias the start of it. Every route claims (one
+#    of them used to get -EBUSY, and its filesystem never heard of
+#    anything); poison reaches each filesystem once, and so does the
+#    removal.
+name="overlapping routes"
+MNT2=/mnt/dm_failure_ro
+dax_setup_namespaces fsdax 1024M
+len=$(dax_sectors "$pmem")
+alias=131072	# 64 MiB
+dm_create dpf-a "0 $len linear /dev/$pmem 0"
+dm_create dpf-b "0 $len linear /dev/$pmem 0"
+dm_create dpf-alias "0 $alias linear /dev/$pmem 0
+$alias $alias linear /dev/$pmem 0"
+dma=$(dm_kname dpf-a) dmb=$(dm_kname dpf-b)
+xfs_mount /dev/mapper/dpf-a "-m rmapbt=1"
+victim=$MNT/victim other=$MNT/other
+xfs_io -f -c "falloc 0 4m" "$victim"
+xfs_io -f -c "falloc 0 4m" "$other"
+sync
+mkdir -p "$MNT2"
+mount -o ro,nouuid,norecovery,dax=always /dev/mapper/dpf-b "$MNT2"
+ktap_print_msg "$name: $(grep -A4 "^$pmem state=live" "$DEVICES" | tr '\n' ' ')"
+[ "$(dpf_claims "$pmem" dm)" = 4 ] && [ "$(dpf_claims "$dma" holder)" = 1 ] &&
+	[ "$(dpf_claims "$dmb" holder)" = 1 ]
+result "$name: all four routes claim $pmem, each XFS claims its dm device"
+a_before=$(dpf_counter "$dma" live dispatches)
+b_before=$(dpf_counter "$dmb" live dispatches)
+trace_on
+run_probe "$name: one poisoned page: SIGBUS at the page, other file readable" \
+	"$POISON" -p 2 -n 1 -i "$INJECT" "$victim" "$other"
+trace_off
+ktap_print_msg "$name: trace: $(grep 'dax_failure_dispatch:' "$TRACE/trace" |
+	sed 's/.*dax_failure_dispatch: //' | tr '\n' ';')"
+one_page() {	# one_page DEV OWNER: traced one-page dispatches on DEV to OWNER
+	grep -c "dev=$1 offset=0x[0-9a-f]* len=0x1000 .*owner=$2 ret=0" "$TRACE/trace"
+}
+[ "$(dpf_counter "$dma" live dispatches)" = $((a_before + 1)) ] &&
+	[ "$(dpf_counter "$dmb" live dispatches)" = $((b_before + 1)) ] &&
+	[ "$(one_page "$dma" holder)" = 1 ] && [ "$(one_page "$dmb" holder)" = 1 ] &&
+	[ "$(one_page "$pmem" dm)" = 2 ]
+result "$name: the page reaches both filesystems, once each"
+REBIND=$(dax_unbind_arg "$pmem")
+vbefore=$(dpf_counter "$pmem" live dispatches)
+a_before=$(dpf_counter "$dma" live dispatches)
+b_before=$(dpf_counter "$dmb" live dispatches)
+dmesg -c >/dev/null
+xfs_io -f -c "falloc 0 ${SIZE_MB}m" "$MNT/data"
+run_probe "$name: removal: no page readable or writable after it, in time" \
+	"$PROBE" -s "$SIZE_MB" -t 5000 -r "$REBIND" "$MNT/data"
+ktap_print_msg "$name: $pmem dispatches ${vbefore:-?} ->" \
+	"$(dpf_counter "$pmem" dead dispatches), $dma ${a_before:-?} ->" \
+	"$(dpf_counter "$dma" live dispatches), $dmb ${b_before:-?} ->" \
+	"$(dpf_counter "$dmb" live dispatches)"
+[ "$(dpf_counter "$pmem" dead dispatches)" = $((vbefore + 4)) ] &&
+	[ "$(dpf_counter "$dma" live dispatches)" = $((a_before + 1)) ] &&
+	[ "$(dpf_counter "$dmb" live dispatches)" = $((b_before + 1)) ] &&
+	[ "$(dpf_counter "$pmem" dead handler_errors)" = 0 ]
+result "$name: removal: every route once, each filesystem once"
+[ "$(dmesg | grep -c "Block device removal (0x20) detected")" = 2 ]
+result "$name: removal: both filesystems shut down"
+umount "$MNT" && umount "$MNT2"
+result "$name: both filesystems unmount"
+dm_remove dpf-a && dm_remove dpf-b && dm_remove dpf-alias
+result "$name: dmsetup remove of all three"
+dax_rebind "$REBIND"
 
 ktap_finished
