@@ -31,7 +31,8 @@ verified=$DPF_CACHE/bisect-verified
 mkdir -p "$build" "$norust" "$logs" "$verified"
 inputs=$(cat "$DPF_TOP"/config/{base,production,norust}.config "$0" | sha256sum | cut -c1-16)
 export CCACHE_DIR=$DPF_CACHE/ccache CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-8G} CCACHE_DEPEND=1
-kmake=(make -C "$src" LLVM="$LLVM_SUFFIX" CC="ccache clang$LLVM_SUFFIX"
+export DPF_CLANG=clang$LLVM_SUFFIX
+kmake=(make -C "$src" LLVM="$LLVM_SUFFIX" CC="$DPF_TOP/scripts/ccache-clang"
        -j"$(($(nproc) + 1))")
 
 # configure O FRAGMENT: allnoconfig + base.config + FRAGMENT in build tree O.

@@ -29,13 +29,14 @@ mkdir -p "$build"
 # instead of running the preprocessor once more for every object, which made
 # a build with an empty cache (every fresh machine) a quarter slower.
 export CCACHE_DIR=$DPF_CACHE/ccache CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-8G} CCACHE_DEPEND=1
+export DPF_CLANG=clang$LLVM_SUFFIX
 # CLIPPY=1 (debug, what make check builds): every Rust object is compiled by
 # clippy-driver, so clippy's lints are part of the build; scripts/check.sh
 # requires a silent build. The release kernel runs the same code: linting it
 # twice would only make make demo and make bench slower on a fresh machine.
 clippy=()
 [ "$variant" = debug ] && clippy=(CLIPPY=1)
-kmake=(make -C "$KTREE" O="$build" LLVM="$LLVM_SUFFIX" CC="ccache clang$LLVM_SUFFIX"
+kmake=(make -C "$KTREE" O="$build" LLVM="$LLVM_SUFFIX" CC="$DPF_TOP/scripts/ccache-clang"
        "${clippy[@]}" -j"$(($(nproc) + 1))")
 
 # Generate the configuration aside and install it only if it changed, so an
@@ -84,6 +85,13 @@ fi
 kimage=(bzImage)
 grep -qx 'CONFIG_MODULES=y' "$build/.config" && kimage+=(modules)
 "${kmake[@]}" "${kimage[@]}"
+
+# The bzImage must carry the vmlinux just linked (see scripts/ccache-clang);
+# grep -c reads to the end, so the pipe never breaks under pipefail.
+uts=$(sed -n 's/^#define UTS_VERSION "\(.*\)"$/\1/p' "$build/include/generated/utsversion.h")
+"$KTREE/scripts/extract-vmlinux" "$build/arch/x86/boot/bzImage" 2>/dev/null |
+	grep -acF "$uts" >/dev/null ||
+	die "$variant: $build/arch/x86/boot/bzImage does not contain the kernel just built ($uts)"
 
 mkdir -p "$DPF_OUT/$variant"
 ln -sf "$build/arch/x86/boot/bzImage" "$DPF_OUT/$variant/bzImage"

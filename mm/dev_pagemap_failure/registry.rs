@@ -513,12 +513,12 @@ impl Registry {
     ) -> Result<(), ClaimError> {
         let mut claims = self.claims.lock();
         if owner.is_shared() {
-            if owner.data() != old_data && claims.find_shared(&range, owner.data()).is_some() {
-                return Err(ClaimError::Overlap);
-            }
             let key = claims
                 .find_shared(&range, old_data)
                 .ok_or(ClaimError::Unknown)?;
+            if owner.data() != old_data && claims.find_shared(&range, owner.data()).is_some() {
+                return Err(ClaimError::Overlap);
+            }
             let claim = claims.shared.get_mut(&key).ok_or(ClaimError::Unknown)?;
             // INVARIANT: same range and key; the new data claims no other claim of the range
             // (checked above).
