@@ -56,6 +56,7 @@ def fmt_ratio(r):
 def main():
     runs, out, commit, ag0_cap = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
     errors, removal, revoke, storm, lookup, ag0 = [], {}, {}, {}, {}, {}
+    ext4, ext4_revoke = {}, {}
     sizes_seen = []
     for run in sorted(runs.iterdir()):
         log = run / "results.log"
@@ -89,6 +90,18 @@ def main():
                 removal.setdefault(key, []).append(ms)
                 if int(kv["size_mib"]) not in sizes_seen:
                     sizes_seen.append(int(kv["size_mib"]))
+            elif kind == "ext4":
+                ms = kv.get("munmap_ms") or kv.get("removal_ms")
+                if ms is None:
+                    errors.append(f"{run.name}: no time: {line}")
+                    continue
+                key = (int(kv["size_mib"]), kv["mode"])
+                if kv["mode"] not in LIMITS and (kv.get("ret") != "0" or
+                                              kv["revoked"].split("/")[0] != kv["revoked"].split("/")[1]):
+                    errors.append(f"{run.name}: not every mapping revoked: {line}")
+                ext4.setdefault(key, []).append(float(ms))
+                if "revoke_ns" in kv:
+                    ext4_revoke.setdefault(key, []).append(int(kv["revoke_ns"]) / 1e6)
             elif kind == "storm":
                 if "write_ms" not in kv:
                     errors.append(f"{run.name}: no time: {line}")
@@ -175,6 +188,31 @@ def main():
             lines.append(f"Upstream (off, with the wrap fix) with the data in AG 0, 1 GiB device: > {ag0['cap_s']} s "
                          f"(did not return; boot cut off at the cap, status {ag0['status']})")
 
+    e4 = {f"{s}/{mode}": stats(v) for (s, mode), v in ext4.items()}
+    e4r = {f"{s}/{mode}": stats(v) for (s, mode), v in ext4_revoke.items()}
+    e4_sizes = sorted({s for s, _ in ext4})
+    if e4_sizes:
+        lines.append("")
+        lines.append("ext4 -o dax, removal under live mappings (the same 4 processes and 2 files, "
+                     "64 MiB mapped): guest ms, median [min-max]; upstream (off) never revokes them")
+        lines.append(f"{'device':>7} {'pfn':>22} {'ranged':>22} {'munmap (limit)':>22} "
+                     f"{'revocation, ranged':>22} {'pfn/ranged':>10} {'ranged/munmap':>13}")
+        for s in e4_sizes:
+            p_, g, u = e4.get(f"{s}/pfn"), e4.get(f"{s}/ranged"), e4.get(f"{s}/munmap")
+            ratios.setdefault(f"ext4/{s}", {}).update({"pfn/ranged": ratio(p_, g),
+                                                      "ranged/munmap": ratio(g, u)})
+            lines.append(f"{s:>5}Mi {fmt_ms(p_):>22} {fmt_ms(g):>22} {fmt_ms(u):>22} "
+                         f"{fmt_ms(e4r.get(f'{s}/ranged')):>22} {fmt_ratio(ratio(p_, g)):>10} "
+                         f"{fmt_ratio(ratio(g, u)):>13}")
+        if len(e4_sizes) >= 2:
+            lo, hi = e4_sizes[0], e4_sizes[-1]
+            for mode in ("pfn", "ranged"):
+                g = ratio(e4.get(f"{hi}/{mode}"), e4.get(f"{lo}/{mode}"))
+                if g is not None:
+                    growth[f"ext4/{mode}"] = g
+            lines.append(f"  growth {lo} -> {hi} MiB: pfn {fmt_ratio(growth.get('ext4/pfn'))}, "
+                         f"ranged {fmt_ratio(growth.get('ext4/ranged'))}")
+
     st = {}
     if storm:
         lines.append("")
@@ -236,6 +274,10 @@ def main():
                 if rm is not None:
                     target(f"ranged revocation within 2x of munmap ({s} MiB device, "
                            f"{m} MiB mapped)", f"{rm:.2f}x", rm <= 2)
+    if "ext4/ranged" in growth:
+        g = growth["ext4/ranged"]
+        target(f"ext4 ranged removal at {e4_sizes[-1]} MiB within 1.2x of {e4_sizes[0]} MiB",
+               f"{g:.2f}x", g <= 1.2)
     if "262144" in st and st["262144"]["pfn/ranged"] is not None:
         x = st["262144"]["pfn/ranged"]
         target("storm of 262144 pages at least 50x faster through memory_failure_range()",
@@ -257,7 +299,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.txt").write_text(table)
     print(table, end="")
-    result = {"date": date, "commit": commit, "removal": rem, "revoke": rev, "ratios": ratios, "growth": growth,
+    result = {"date": date, "commit": commit, "removal": rem, "revoke": rev, "ext4": e4, "ext4_revoke": e4r, "ratios": ratios, "growth": growth,
               "ag0": ag0, "storm": st, "lookup": lk, "targets": targets, "errors": errors}
     (out / "results.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
 

@@ -5,7 +5,8 @@
 # and 8 GiB) and measure, in that one boot, every failure mode on the same
 # work (scripts/guest/bench.sh): removal under live mappings in modes off
 # (upstream), pfn and ranged, the same processes unmapping themselves
-# (munmap, the limit), and at 4 GiB poison storms and at 1 GiB the lookup
+# (munmap, the limit), the same on ext4 (pfn, ranged, munmap), and at 4 GiB
+# poison storms and at 1 GiB the lookup
 # cost. One more boot shows upstream's removal with data in allocation
 # group 0, cut off at a cap. scripts/bench.py turns the lines into
 # bench/results.json, a table and bench/removal.png.
@@ -42,9 +43,9 @@ rm -rf "$runs"
 mkdir -p "$runs"
 start=$(date +%s)
 for size in $sizes; do
-	benches=removal
-	[ "$size" = 1G ] && benches=removal,lookup
-	[ "$size" = 4G ] && benches=removal,storm
+	benches=removal,ext4
+	[ "$size" = 1G ] && benches=removal,ext4,lookup
+	[ "$size" = 4G ] && benches=removal,ext4,storm
 	msync=0
 	if [ "$size" = "${sizes%% *}" ] || [ "$size" = "${sizes##* }" ]; then
 		msync=1

@@ -22,6 +22,8 @@ xfs-rmapbt1-ag0    off,ranged       60 XFS rmapbt=1, file data in allocation gro
 xfs-rmapbt0        off,ranged       60 XFS rmapbt=0 (the mkfs default)
 dm-linear          off,ranged       60 XFS rmapbt=1 on dm-linear over pmem
 dm-stripe          off,ranged       60 XFS rmapbt=1 on dm-stripe over two pmem devices, one removed
+ext4               off,ranged      120 ext4 -o dax on pmem
+dm-writecache      off,ranged      120 XFS on dm-writecache, pmem cache removed under fsynced writes
 "
 only=${DPF_DEMO_SCENARIOS:-}
 
@@ -49,7 +51,7 @@ report() {	# report SCENARIO MODE TIMEOUT DESCRIPTION RUN_DIR
 	sed -n 's/^DEMO umount /   umount: /p; s/^DEMO dmsetup-remove /   dmsetup remove: /p' "$res"
 	echo "   kernel log:"
 	{ grep -a -m1 'dev_pagemap_failure:' "$con" || true; } | sed 's/^\[[ 0-9.]*\] /     /'
-	{ grep -a -E 'XFS \(.*\): (Device is about|DAX device is about|User initiated shutdown|.*Shutting down)' "$con" ||
+	{ grep -a -E 'XFS \(.*\): (Device is about|DAX device is about|User initiated shutdown|.*Shutting down)|EXT4-fs \(.*\): shut down|device-mapper: writecache: ' "$con" ||
 		true; } | sed 's/^\[[ 0-9.]*\] /     /' | head -n 3
 	local kills
 	kills=$(grep -a -c 'Sending SIGBUS' "$con" || true)
@@ -76,6 +78,12 @@ table_row() {	# table_row SCENARIO MODE TIMEOUT RUN_DIR
 		END { if (n) printf "%d ok, %d SIGBUS", ok, bus }' "$res")
 	writes=$(awk '/^# process [0-9]*: writes: / { ok += $5; bus += $7; n++ }
 		END { if (n) printf "%d ok, %d SIGBUS", ok, bus }' "$res")
+	if [ "$s" = dm-writecache ]; then
+		# No mapping of the pmem to probe: what the writer above saw.
+		reads=n/a
+		writes=$(sed -n 's/^# after removal: dmsetup status error=\([01]\),.*/target error=\1/p' "$res")
+		grep -q '^# after removal: the writer stopped' "$res" && writes="${writes:+$writes, }writer stopped"
+	fi
 	if grep -a -q -E 'BUG:|Oops|general protection' "$con"; then
 		outcome="Oops"
 	elif [ "$(cat "$run/status")" = timeout ]; then

@@ -9,6 +9,8 @@
 #   dpf.bench=storm	poison storms: N contiguous pages through one
 #			memory_failure_range() (mode ranged) against N
 #			single-page memory_failure() calls (mode pfn)
+#   dpf.bench=ext4	the removal under processes that map 64 MiB of ext4
+#			-o dax files, in modes pfn and ranged, and munmap
 #   dpf.bench=lookup	dispatch cost with 1, 100 and 10000 claims
 #   dpf.bench=ag0	one upstream removal (mode off) with the file data in
 #			allocation group 0, which loops; the host cuts it off
@@ -126,6 +128,48 @@ removal() {
 	dpf_set_mode ranged
 }
 
+# ext4 -o dax on the whole device, the same processes and files as the XFS
+# removal: one removal (or munmap) in MODE. Mode off is not timed: upstream
+# never revokes ext4's mappings (make demo shows the processes reading the
+# removed memory, then an Oops).
+ext4_once() {	# ext4_once MAPPED MODE REP
+	per=$(($1 / PROCS))
+	mkdir -p "$MNT"
+	mkfs.ext4 -q -F "/dev/$pmem" && mount -o dax "/dev/$pmem" "$MNT" ||
+		{ echo "BENCH error ext4 mkfs/mount failed"; exit 1; }
+	files=
+	for f in $(seq 1 $FILES); do
+		xfs_io -f -c "falloc 0 ${per}m" "$MNT/f$f"
+		for p in $(seq 1 $((PROCS / FILES))); do
+			files="$files $MNT/f$f"
+		done
+	done
+	if [ "$2" = munmap ]; then
+		dpf_set_mode ranged
+		# shellcheck disable=SC2086
+		out=$("$SEL/dax_bench" -s $per -u $files)
+		umount "$MNT"
+	else
+		dpf_set_mode "$2"
+		# shellcheck disable=SC2086
+		out="$("$SEL/dax_bench" -s $per -r "$unbind" $files) revoke_ns=$(cat "$LAST")"
+		umount "$MNT"
+		dax_rebind "$unbind"
+		wait_dev
+	fi
+	echo "BENCH ext4 size_mib=$size_mib mapped_mib=$1 procs=$PROCS files=$FILES" \
+		"mode=$2 rep=$3 $out"
+}
+
+ext4() {
+	for mode in pfn ranged munmap; do
+		for rep in $(seq 1 "$reps"); do
+			ext4_once 64 $mode "$rep"
+		done
+	done
+	dpf_set_mode ranged
+}
+
 storm() {
 	for n in 4096 262144; do
 		# Two allocation groups, so that the file is one extent. Nothing
@@ -177,7 +221,7 @@ ag0() {
 
 for b in $benches; do
 	case $b in
-	removal | storm | lookup | ag0) $b ;;
+	removal | ext4 | storm | lookup | ag0) $b ;;
 	*) echo "BENCH error unknown benchmark $b"; exit 1 ;;
 	esac
 done

@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Guest side of `make demo`: one removal scenario per boot, named by the
-# kernel parameter dpf.scenario=. Creates the namespace, mounts XFS with
-# dax=always (or maps devdax), starts processes that map and write 64 MiB,
+# kernel parameter dpf.scenario=. Creates the namespace, mounts XFS or ext4
+# with DAX (or maps devdax), starts processes that map and write 64 MiB,
 # removes the device under them and lets dax_stale_mapping report what the
-# processes saw. Prints "DEMO <key> <value>" lines for scripts/demo.sh; a
+# processes saw. The dm-writecache scenario instead removes the pmem cache
+# under a writer and reports what the target and the writer did. Prints "DEMO <key> <value>" lines for scripts/demo.sh; a
 # scenario that hangs on upstream is cut off by the host's timeout.
 
 SEL=/dpf/selftests
@@ -56,8 +57,80 @@ dm_create() {	# dm_create NAME TABLE
 	dmname=$1
 }
 
+# XFS on dm-writecache (cache on one namespace, origin on another, no DAX
+# above it) with fsynced writes in flight; the cache namespace is removed.
+# Prints what dax_stale_mapping would: the removal's time, then the outcome.
+writecache() {
+	dax_setup_namespaces fsdax 512M fsdax all
+	set -- $pmems
+	cache=$1 origin=$2
+	dd if=/dev/zero of="/dev/$cache" bs=1M count=1 oflag=direct 2>/dev/null
+	dm_create demo-wc "0 $(dax_sectors "$origin") writecache p /dev/$origin /dev/$cache 4096 0"
+	mkdir -p "$MNT"
+	mkfs.xfs -f -q /dev/mapper/demo-wc && mount /dev/mapper/demo-wc "$MNT" ||
+		{ echo "DEMO error mkfs/mount failed"; exit 1; }
+	echo "DEMO fs XFS on dm-writecache: cache $cache (pmem), origin $origin"
+	(
+		i=0
+		while dd if=/dev/zero of="$MNT/stream.$((i % 8))" bs=1M count=4 conv=fsync \
+			2>/dev/null; do
+			i=$((i + 1))
+		done
+		echo "# after removal: the writer stopped: a write failed after $i fsynced 4 MiB files"
+	) &
+	writer=$!
+	sleep 2
+	unbind=$(dax_unbind_arg "$cache")
+	echo "DEMO remove echo ${unbind#*=} > ${unbind%=*}"
+	dmesg -c >/dev/null
+	t0=$(date +%s%N)
+	echo "${unbind#*=}" > "${unbind%%=*}"
+	rc=$?
+	echo "# removal: unbind of $cache returned $rc after $((($(date +%s%N) - t0) / 1000000)) ms"
+	for i in $(seq 1 30); do
+		kill -0 "$writer" 2>/dev/null || break
+		sleep 1
+	done
+	kill -0 "$writer" 2>/dev/null && echo "# the writer is still running 30 s after the removal"
+	wait "$writer" 2>/dev/null
+	set -- $(dmsetup status demo-wc)
+	[ $# -ge 6 ] && echo "# after removal: dmsetup status error=$4," \
+		"$(($5 - $6)) cached blocks of 4 KiB not written back (lost)"
+	counters=$(grep "^$cache state=" /sys/kernel/debug/dev_pagemap_failure/devices 2>/dev/null)
+	echo "DEMO counters ${counters:-none (no registry for $cache)}"
+	if umount "$MNT" 2>/dev/null; then
+		echo "DEMO umount ok"
+	else
+		echo "DEMO umount failed: $(umount "$MNT" 2>&1)"
+	fi
+	if dmsetup remove --noudevsync demo-wc 2>&1; then
+		echo "DEMO dmsetup-remove ok"
+	else
+		echo "DEMO dmsetup-remove failed"
+	fi
+	echo "DEMO done"
+	exit 0
+}
+
 dmname=
 case "$scenario" in
+dm-writecache)
+	writecache
+	;;
+ext4)
+	dax_setup_namespaces fsdax all
+	target=$pmem
+	mkdir -p "$MNT"
+	mkfs.ext4 -q -F "/dev/$pmem" && mount -o dax "/dev/$pmem" "$MNT" ||
+		{ echo "DEMO error mkfs/mount of /dev/$pmem failed"; exit 1; }
+	echo "DEMO fs ext4 on /dev/$pmem, dax"
+	files=
+	for p in $(seq 1 $PROCS); do
+		xfs_io -f -c "falloc 0 ${SIZE_MB}m" "$MNT/file$p"
+		files="$files $MNT/file$p"
+	done
+	paths=$files
+	;;
 devdax)
 	dax_setup_namespaces devdax 1024M
 	target=$dax
