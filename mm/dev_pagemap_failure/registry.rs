@@ -697,7 +697,13 @@ impl Registry {
         let mut after = None;
         // Lookups in key order, so the claims come sorted by start, as `Overlay` needs, and
         // each is found once however the claims change between lookups.
-        while let Some((key, claim, owner)) = self.claims.lock().next_shared(after, &within, pass) {
+        loop {
+            // A statement of its own, so that the guard is dropped before the handler runs
+            // (in a `while let` condition it would live for the whole body).
+            let next = self.claims.lock().next_shared(after, &within, pass);
+            let Some((key, claim, owner)) = next else {
+                break;
+            };
             after = Some(key);
             let (part, uncovered) = walk.enter(claim);
             if let Some(uncovered) = uncovered {
