@@ -238,7 +238,9 @@ race_round() {	# race_round RACER ROUND; sets race_ok=1 if all went well
 	# Mounting replays the log; then the filesystem must be clean.
 	mount -o dax=always "/dev/$pmem" "$MNT" || return
 	[ "$(md5sum < "$MNT/keep")" = "$sum" ] ||
-		{ ktap_print_msg "race $racer round $round: fsynced file differs"; umount "$MNT"; return; }
+		{ ktap_print_msg "race $racer round $round: fsynced file differs"
+		  umount "$MNT"
+		  return; }
 	umount "$MNT" || return
 	xfs_repair -n "/dev/$pmem" >/dev/null 2>&1 ||
 		{ ktap_print_msg "race $racer round $round: xfs_repair -n found damage"; return; }
@@ -253,7 +255,7 @@ for racer in umount drop_caches; do
 		good=$((good + race_ok))
 	done
 	ktap_print_msg "race with $racer: $good of 5 rounds clean"
-	ktap_test_result "removal racing $racer, 5 rounds: each finishes, repair clean, data intact" \
+	ktap_test_result "removal racing $racer, 5 rounds: finished, repair clean, data intact" \
 		[ $good -eq 5 ]
 done
 
