@@ -59,7 +59,7 @@ umount "$MNT"
 sectors=$(cat "/sys/block/$pmem/size")
 dmsetup create dpf-mod --table "0 $sectors linear /dev/$pmem 0"
 ktap_print_msg "$(grep -A1 "^$pmem " "$DEVICES" | tr '\n' ' ')"
-grep -A1 "^$pmem " "$DEVICES" | grep -q " dm$" && ! rmmod dm_mod 2>/dev/null && loaded dm_mod
+grep -A1 "^$pmem " "$DEVICES" | grep -q " dm shared$" && ! rmmod dm_mod 2>/dev/null && loaded dm_mod
 result "dm_mod cannot be unloaded while its table claims $pmem"
 dmsetup remove dpf-mod
 [ "$(claims_on "$pmem")" = 0 ]
