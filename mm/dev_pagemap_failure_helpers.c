@@ -6,10 +6,12 @@
  * (#[export] only fixes the symbol name).
  */
 #include <linux/dev_pagemap_failure.h>
+#include <linux/memremap.h>
 #include <linux/moduleparam.h>
 #include <linux/sched.h>
 #include <linux/sysfs.h>
 #include <linux/string.h>
+#include <linux/wait_bit.h>
 
 #define CREATE_TRACE_POINTS
 #define CREATE_RUST_TRACE_POINTS
@@ -76,6 +78,42 @@ enum dev_pagemap_failure_mode dev_pagemap_failure_mode(void)
 void dev_pagemap_failure_cond_resched(void)
 {
 	cond_resched();
+}
+
+/**
+ * dev_pagemap_failure_wait_evicted() - wait until no page cache holds @pgmap
+ * @pgmap: the pagemap of a device that is being removed
+ * @name: the device's name, for the log
+ *
+ * fs/dax.c counts, in @pgmap->dax_entries, the pages of @pgmap that sit in
+ * the page cache of a DAX file.  Once every owner of the device's memory
+ * has revoked its mappings, the entries left belong to inodes that are
+ * being evicted (by an unmount, or by the last iput() of an unlinked file):
+ * evict() takes an inode off its superblock's list before it deletes the
+ * page cache, so no sweep of the list can see them, and the deletion waits
+ * for pinned pages first.  The device's struct pages must outlive those
+ * entries, so wait for the evictions, and log once every 10 seconds while
+ * they are stuck (a page pinned by a pipe, say).
+ *
+ * Context: Process context; may sleep for as long as a page stays pinned.
+ * The caller holds no lock that an eviction needs.
+ */
+void dev_pagemap_failure_wait_evicted(struct dev_pagemap *pgmap,
+				      const char *name)
+{
+#ifdef CONFIG_FS_DAX
+	atomic_long_t *entries = &pgmap->dax_entries;
+	long left;
+
+	while (!wait_var_event_timeout(entries, !atomic_long_read(entries),
+				       10 * HZ)) {
+		left = atomic_long_read(entries);
+		if (!left)
+			break;
+		pr_info("%s: removal waits for the eviction of %ld DAX page cache entries (pinned pages?)\n",
+			name, left);
+	}
+#endif
 }
 
 /*

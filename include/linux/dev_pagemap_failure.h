@@ -130,6 +130,8 @@ long memory_failure_dev_pagemap_unclaimed(struct dev_pagemap *pgmap,
 					  unsigned long pfn,
 					  unsigned long nr_pages, int mf_flags);
 void dev_pagemap_failure_cond_resched(void);
+void dev_pagemap_failure_wait_evicted(struct dev_pagemap *pgmap,
+				      const char *name);
 #else
 static inline int dax_failure_register(struct dax_device *dax_dev, u64 offset,
 				       u64 len,

@@ -416,7 +416,8 @@ pub(crate) unsafe extern "C" fn dax_failure_route(
 
 /// Hands the failure of `nr_pages` pages from `pfn` to their owners: the pmem driver's
 /// pagemap `memory_failure` operation (see [`crate::notify_pfns`]). `base_pfn` is the pfn of
-/// byte 0 of `dax_dev`.
+/// byte 0 of `dax_dev`. A removal that every owner took, with nothing left to the fallback,
+/// then waits until no page cache holds the pages (`dev_pagemap_failure_wait_evicted()`).
 ///
 /// # Safety
 ///
@@ -434,11 +435,13 @@ pub(crate) unsafe extern "C" fn dax_failure_notify_pfns(
     let Ok(pfns) = Range::from_len(pfn as u64, nr_pages as u64) else {
         return errno(EINVAL);
     };
+    let mut fell_back = false;
     // The pfn-at-a-time fallback for the pages nobody took.
     let mut unclaimed = |pages: Range| -> Result<(), c_int> {
         if !pfns.contains(&pages) {
             return Err(errno(EINVAL));
         }
+        fell_back = true;
         // SAFETY: `pgmap` is live and `pages` lies in `pfns`, which lies inside it (the
         // caller's guarantee).
         let ret: c_long = unsafe {
@@ -458,10 +461,23 @@ pub(crate) unsafe extern "C" fn dax_failure_notify_pfns(
     // SAFETY: `dax_dev` is null or live (the caller's guarantee).
     let ret = unsafe {
         with_dax_device(dax_dev, |dev| {
-            crate::notify_pfns(dev, base_pfn as u64, pfns, mf_flags, &mut unclaimed)
+            let ret = crate::notify_pfns(dev, base_pfn as u64, pfns, mf_flags, &mut unclaimed);
+            (ret, dev.registry().name())
         })
     };
-    ret.and_then(|ret| ret).unwrap_or_else(|e| e.to_errno())
+    let (ret, name) = match ret {
+        Ok((ret, name)) => (ret, name),
+        Err(e) => return e.to_errno(),
+    };
+    let ret = ret.unwrap_or_else(|e| e.to_errno());
+    // Every owner of the pages revoked its mappings, and nothing went to the fallback (which
+    // leaves page cache entries of filesystems that do not claim): what page cache still
+    // holds the pages is being evicted. Wait for it before the pages go.
+    if ret == 0 && !fell_back && mf_flags & bindings::mf_flags_MF_MEM_PRE_REMOVE as c_int != 0 {
+        // SAFETY: `pgmap` is live (the caller's guarantee) and `name` is NUL-terminated.
+        unsafe { bindings::dev_pagemap_failure_wait_evicted(pgmap, name.as_char_ptr()) };
+    }
+    ret
 }
 
 /// Revokes all mappings of the device memory behind `pgmap` (see [`crate::revoke_pagemap`]).

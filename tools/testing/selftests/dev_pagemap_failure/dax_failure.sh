@@ -74,7 +74,7 @@ removal_scenario() {
 }
 
 ktap_print_header
-ktap_set_plan 35
+ktap_set_plan 34
 
 # 1. Namespaces with labels: one fsdax, one devdax.
 dax_setup_namespaces fsdax 1024M devdax 512M
@@ -203,62 +203,156 @@ else
 fi
 umount "$MNT"
 
-# 7. The sweep racing the eviction of DAX inodes, looped: an unmount (the
-#    sweep sees !SB_ACTIVE and must wait for the unmount's evictions, not
-#    return) and drop_caches (inodes in I_FREEING, which the sweep must wait
-#    for, not skip), each started together with the removal, staggered by
-#    0-40 ms. Every round must finish; after the rebind the log replays,
-#    xfs_repair -n is clean and a file fsynced before the removal is
-#    intact (this caught a shutdown racing XFS's unmount). DAX entries
-#    that outlived the removal would make KASAN or an Oops fail the run,
-#    but the window is short: a sweep without the waits (early return on
-#    !SB_ACTIVE, I_FREEING skipped) also passed every round under TCG.
-race_round() {	# race_round RACER ROUND; sets race_ok=1 if all went well
-	local racer=$1 round=$2 unbind sum pid i
-	race_ok=0
-	xfs_mount "-m rmapbt=1" || return
-	# 8 files with DAX entries in their page cache, nobody mapping them
-	# (under TCG with KASAN each page fault costs; 64 pages each do).
+# 7. The removal racing evictions of DAX inodes, looped. An unmount clears
+#    SB_ACTIVE and then evicts every inode; the last iput() of an unlinked
+#    file evicts it. Both delete page cache entries that point at the
+#    device's struct pages, after evict() has taken the inode off its
+#    superblock's list, so the removal must wait for them (the pagemap
+#    counts its pages in a page cache), or the memmap is freed under them.
+#    To hold an eviction, dax_pin keeps one page of a file pinned through a
+#    pipe, and the eviction waits in dax_break_layout_final(): round 1
+#    pins the oldest file, so 8 newer files with DAX entries are I_FREEING
+#    behind it; round 2 pins the newest, so no inode with entries is left
+#    on the list; round 3 unlinks the pinned file of a live filesystem.
+#    XFS sits on dm-linear: on pmem itself del_gendisk() waits for an
+#    unmount (fs_bdev_mark_dead() takes s_umount), only a filesystem above
+#    a stacking driver reaches the race. A removal that returns while the
+#    eviction is held fails the round (and the kernel then touches freed
+#    struct pages); the right one waits until the pin is dropped. Then
+#    the log replays, xfs_repair -n is clean and a file fsynced before the
+#    removal is intact. (drop_caches cannot race here: reclaim never
+#    evicts a DAX inode with entries, invalidate_mapping_pages() keeps
+#    them.)
+alive() {	# alive PID: is PID still running (not a zombie)?
+	[ -n "$1" ] && [ -d "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null
+}
+
+wait_gone() {	# wait_gone SECONDS PID...: wait up to SECONDS for every PID
+	local n=0 limit=$(($1 * 5)) pid
+	shift
+	for pid in "$@"; do
+		while alive "$pid"; do
+			[ $n -ge $limit ] && return 1
+			n=$((n + 1))
+			sleep 0.2
+		done
+	done
+}
+
+# in_kernel PID FUNCTION: is FUNCTION on the kernel stack of PID?
+in_kernel() {
+	grep -q "$2" "/proc/$1/stack" 2>/dev/null
+}
+
+stacks() {	# stacks PID...: print the kernel stacks of those still running
+	local pid
+	for pid in "$@"; do
+		alive "$pid" || continue
+		ktap_print_msg "kernel stack of $pid ($(cat "/proc/$pid/comm")):"
+		sed 's/^/#   /' "/proc/$pid/stack"
+	done
+}
+
+# race_abort MESSAGE: a round went wrong before the removal; say so and
+# undo what pin_round set up, for the next round.
+race_abort() {
+	ktap_print_msg "race round $round: $1"
+	kill "$pinner" 2>/dev/null
+	wait_gone 60 "$pinner" $um
+	grep -q " $MNT " /proc/mounts && umount "$MNT"
+	dm_remove dpf-race
+}
+
+# 8 files with DAX entries in their page cache, nobody mapping them.
+cached_files() {
+	local i
 	for i in $(seq 1 8); do
 		xfs_io -f -c "truncate 256k" -c "mmap -w 0 256k" -c "mwrite -S 0x5a 0 256k" \
 			-c munmap "$MNT/m$i"
 	done
+}
+
+# pin_round ROUND PINNED EVICTOR: PINNED is "oldest" or "newest", EVICTOR
+# "umount" or "unlink"; sets pin_ok=1 if all went well.
+pin_round() {
+	local round=$1 pinned=$2 evictor=$3 dev=/dev/mapper/dpf-race out=/tmp/dax_pin.out
+	local unbind sum removal i
+	pin_ok=0 pinner= um=
+	dm_create dpf-race "0 $(dax_sectors "$pmem") linear /dev/$pmem 0" || return
+	mkfs.xfs -f -q -m rmapbt=1 "$dev" && mount -o dax=always "$dev" "$MNT" ||
+		{ race_abort "no XFS on $dev"; return; }
+	[ "$pinned" = oldest ] || cached_files
+	: > "$out"
+	: > "$MNT/pinned"
+	"$DIR/dax_pin" "$MNT/pinned" > "$out" &
+	pinner=$!
+	for i in $(seq 1 20); do
+		grep -q pinned "$out" && break
+		sleep 0.5
+	done
+	grep -q pinned "$out" ||
+		{ race_abort "dax_pin did not pin"; return; }
+	[ "$pinned" = oldest ] && cached_files
 	xfs_io -f -c "pwrite -q -S 0x$round$round 0 1m" -c fsync "$MNT/keep" >/dev/null
 	sum=$(md5sum < "$MNT/keep")
 	unbind=$(dax_unbind_arg "$pmem")
-	case $racer in
+	case $evictor in
 	umount) umount "$MNT" & ;;
-	drop_caches) echo 2 > /proc/sys/vm/drop_caches & ;;
+	unlink) rm "$MNT/pinned" & ;;
 	esac
-	pid=$!
-	sleep "0.0$((round * 2 % 5))"
-	echo "${unbind#*=}" > "${unbind%%=*}"
-	wait "$pid" || { ktap_print_msg "race $racer round $round: $racer failed"; return; }
-	grep -q " $MNT " /proc/mounts && { umount "$MNT" || return; }
-	dax_rebind "$unbind"
-	dax_wait_blockdev "$pmem" || return
-	# Mounting replays the log; then the filesystem must be clean.
-	mount -o dax=always "/dev/$pmem" "$MNT" || return
-	[ "$(md5sum < "$MNT/keep")" = "$sum" ] ||
-		{ ktap_print_msg "race $racer round $round: fsynced file differs"
-		  umount "$MNT"
+	um=$!
+	# The eviction reaches the pinned inode and stays there.
+	for i in $(seq 1 100); do
+		in_kernel $um dax_break_layout_final && break
+		alive $um || break
+		sleep 0.2
+	done
+	in_kernel $um dax_break_layout_final ||
+		{ stacks $um
+		  race_abort "the $evictor is not held in the pinned eviction"
 		  return; }
-	umount "$MNT" || return
-	xfs_repair -n "/dev/$pmem" >/dev/null 2>&1 ||
-		{ ktap_print_msg "race $racer round $round: xfs_repair -n found damage"; return; }
-	race_ok=1
+	sh -c "echo ${unbind#*=} > ${unbind%%=*}" &
+	removal=$!
+	sleep 2
+	if alive $removal; then
+		pin_ok=1
+	else
+		ktap_print_msg "race round $round: the removal returned while the $evictor was evicting"
+	fi
+	kill "$pinner"
+	wait_gone 60 $removal $um ||
+		{ ktap_print_msg "race round $round: removal or $evictor still running 60 s after unpinning"
+		  stacks $removal $um
+		  pin_ok=0
+		  return; }
+	grep -q " $MNT " /proc/mounts && { umount "$MNT" || { pin_ok=0; return; }; }
+	dm_remove dpf-race || { pin_ok=0; return; }
+	dax_rebind "$unbind"
+	dax_wait_blockdev "$pmem" || { pin_ok=0; return; }
+	dm_create dpf-race "0 $(dax_sectors "$pmem") linear /dev/$pmem 0" || { pin_ok=0; return; }
+	# Mounting replays the log; then the filesystem must be clean.
+	if mount -o dax=always "$dev" "$MNT"; then
+		[ "$(md5sum < "$MNT/keep")" = "$sum" ] ||
+			{ ktap_print_msg "race round $round: fsynced file differs"; pin_ok=0; }
+		umount "$MNT" || pin_ok=0
+		xfs_repair -n "$dev" >/dev/null 2>&1 ||
+			{ ktap_print_msg "race round $round: xfs_repair -n found damage"; pin_ok=0; }
+	else
+		pin_ok=0
+	fi
+	dm_remove dpf-race || pin_ok=0
 }
 
 dpf_set_mode ranged
-for racer in umount drop_caches; do
-	good=0
-	for round in 1 2 3 4 5; do
-		race_round $racer $round
-		good=$((good + race_ok))
-	done
-	ktap_print_msg "race with $racer: $good of 5 rounds clean"
-	ktap_test_result "removal racing $racer, 5 rounds: finished, repair clean, data intact" \
-		[ $good -eq 5 ]
-done
+good=0
+pin_round 1 oldest umount
+good=$((good + pin_ok))
+pin_round 2 newest umount
+good=$((good + pin_ok))
+pin_round 3 newest unlink
+good=$((good + pin_ok))
+ktap_print_msg "removal racing a held eviction: $good of 3 rounds clean"
+ktap_test_result "removal racing held evictions (umount x2, unlink): waited, repair clean, data intact" \
+	[ $good -eq 3 ]
 
 ktap_finished

@@ -117,6 +117,21 @@ dax_wait_blockdev() {
 	return 1
 }
 
+# dm_create NAME TABLE: create a dm device and its /dev/mapper node (there
+# is no udev in the test guest).
+dm_create() {
+	dmsetup create --noudevsync "$1" --table "$2" && dmsetup mknodes "$1"
+}
+
+# The kernel name (dm-N) of the dm device NAME.
+dm_kname() {
+	echo "dm-$(dmsetup info -c --noheadings -o minor "$1" | tr -d ' ')"
+}
+
+dm_remove() {
+	dmsetup remove --noudevsync "$1"
+}
+
 dpf_set_mode() {
 	echo "$1" > /sys/module/dev_pagemap_failure/parameters/mode
 }

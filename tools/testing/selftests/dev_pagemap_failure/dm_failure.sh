@@ -31,21 +31,6 @@ EVENT=$TRACE/events/dev_pagemap_failure/dax_failure_dispatch
 # The stripe chunk: 12 MiB, not a power of two.
 CHUNK=24576
 
-# dm_create NAME TABLE: create a dm device and its /dev/mapper node (there
-# is no udev in the test guest).
-dm_create() {
-	dmsetup create --noudevsync "$1" --table "$2" && dmsetup mknodes "$1"
-}
-
-# The kernel name (dm-N) of the dm device NAME.
-dm_kname() {
-	echo "dm-$(dmsetup info -c --noheadings -o minor "$1" | tr -d ' ')"
-}
-
-dm_remove() {
-	dmsetup remove --noudevsync "$1"
-}
-
 xfs_mount() {	# xfs_mount DEV MKFS_OPTS
 	mkdir -p "$MNT"
 	mkfs.xfs -f -q $2 "$1" && mount -o dax=always "$1" "$MNT"
