@@ -50,10 +50,9 @@ make_files() {
 	done
 }
 
-# No udev in the guest: dmsetup makes the /dev/mapper node itself.
-dm_create() {	# dm_create NAME TABLE
-	dmsetup create --noudevsync "$1" --table "$2" && dmsetup mknodes "$1" ||
-		{ echo "DEMO error dmsetup failed"; exit 1; }
+# dm_create (dax_lib.sh) or give up; the device is removed at the end.
+demo_dm() {	# demo_dm NAME TABLE
+	dm_create "$1" "$2" || { echo "DEMO error dmsetup failed"; exit 1; }
 	dmname=$1
 }
 
@@ -64,19 +63,15 @@ writecache() {
 	dax_setup_namespaces fsdax 512M fsdax all
 	set -- $pmems
 	cache=$1 origin=$2
-	dd if=/dev/zero of="/dev/$cache" bs=1M count=1 oflag=direct 2>/dev/null
-	dm_create demo-wc "0 $(dax_sectors "$origin") writecache p /dev/$origin /dev/$cache 4096 0"
+	dm_writecache demo-wc "$cache" "$origin" ||
+		{ echo "DEMO error dmsetup failed"; exit 1; }
 	mkdir -p "$MNT"
 	mkfs.xfs -f -q /dev/mapper/demo-wc && mount /dev/mapper/demo-wc "$MNT" ||
 		{ echo "DEMO error mkfs/mount failed"; exit 1; }
 	echo "DEMO fs XFS on dm-writecache: cache $cache (pmem), origin $origin"
 	(
-		i=0
-		while dd if=/dev/zero of="$MNT/stream.$((i % 8))" bs=1M count=4 conv=fsync \
-			2>/dev/null; do
-			i=$((i + 1))
-		done
-		echo "# after removal: the writer stopped: a write failed after $i fsynced 4 MiB files"
+		n=$(fsynced_writer "$MNT")
+		echo "# after removal: the writer stopped: a write failed after $n fsynced 4 MiB files"
 	) &
 	writer=$!
 	sleep 2
@@ -155,7 +150,7 @@ dm-linear)
 	dax_setup_namespaces fsdax all
 	target=$pmem
 	sectors=$(cat "/sys/block/$pmem/size")
-	dm_create demo-linear "0 $sectors linear /dev/$pmem 0"
+	demo_dm demo-linear "0 $sectors linear /dev/$pmem 0"
 	mount_xfs /dev/mapper/demo-linear -m rmapbt=1
 	make_files $(($(dax_agcount /dev/mapper/demo-linear) - 1))
 	paths=$files
@@ -169,7 +164,7 @@ dm-stripe)
 	width=$(cat "/sys/block/$1/size")
 	[ "$(cat "/sys/block/$2/size")" -lt "$width" ] && width=$(cat "/sys/block/$2/size")
 	width=$((width / chunk * chunk))
-	dm_create demo-stripe "0 $((2 * width)) striped 2 $chunk /dev/$1 0 /dev/$2 0"
+	demo_dm demo-stripe "0 $((2 * width)) striped 2 $chunk /dev/$1 0 /dev/$2 0"
 	mount_xfs /dev/mapper/demo-stripe -m rmapbt=1
 	make_files $(($(dax_agcount /dev/mapper/demo-stripe) - 1))
 	paths=$files

@@ -317,11 +317,11 @@ pin_round() {
 	if alive $removal; then
 		pin_ok=1
 	else
-		ktap_print_msg "race round $round: the removal returned while the $evictor was evicting"
+		ktap_print_msg "race round $round: the removal returned during the $evictor"
 	fi
 	kill "$pinner"
 	wait_gone 60 $removal $um ||
-		{ ktap_print_msg "race round $round: removal or $evictor still running 60 s after unpinning"
+		{ ktap_print_msg "race round $round: removal or $evictor running 60 s after unpin"
 		  stacks $removal $um
 		  pin_ok=0
 		  return; }
@@ -336,7 +336,8 @@ pin_round() {
 			{ ktap_print_msg "race round $round: fsynced file differs"; pin_ok=0; }
 		umount "$MNT" || pin_ok=0
 		xfs_repair -n "$dev" >/dev/null 2>&1 ||
-			{ ktap_print_msg "race round $round: xfs_repair -n found damage"; pin_ok=0; }
+			{ ktap_print_msg "race round $round: xfs_repair -n found damage"
+			  pin_ok=0; }
 	else
 		pin_ok=0
 	fi
@@ -352,7 +353,7 @@ good=$((good + pin_ok))
 pin_round 3 newest unlink
 good=$((good + pin_ok))
 ktap_print_msg "removal racing a held eviction: $good of 3 rounds clean"
-ktap_test_result "removal racing held evictions (umount x2, unlink): waited, repair clean, data intact" \
+ktap_test_result "removal racing held evictions (2 umount, 1 unlink): waited, clean, intact" \
 	[ $good -eq 3 ]
 
 ktap_finished

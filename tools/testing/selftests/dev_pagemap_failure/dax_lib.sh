@@ -132,6 +132,27 @@ dm_remove() {
 	dmsetup remove --noudevsync "$1"
 }
 
+# dm_writecache NAME CACHE ORIGIN: a dm-writecache device NAME that caches
+# the block device ORIGIN on the pmem device CACHE, in 4 KiB blocks. A cache
+# whose first block is zero is formatted: what earlier users left there is
+# not a writecache superblock.
+dm_writecache() {
+	dd if=/dev/zero of="/dev/$2" bs=1M count=1 oflag=direct 2>/dev/null
+	dm_create "$1" "0 $(dax_sectors "$3") writecache p /dev/$3 /dev/$2 4096 0"
+}
+
+# fsynced_writer DIR: write fsynced 4 MiB files in DIR, one after the
+# other, until one fails; then print how many were written. For writes in
+# flight during a removal: run it in the background.
+fsynced_writer() {
+	local i=0
+	while dd if=/dev/zero of="$1/stream.$((i % 8))" bs=1M count=4 conv=fsync \
+		2>/dev/null; do
+		i=$((i + 1))
+	done
+	echo "$i"
+}
+
 dpf_set_mode() {
 	echo "$1" > /sys/module/dev_pagemap_failure/parameters/mode
 }

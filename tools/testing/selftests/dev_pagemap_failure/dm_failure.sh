@@ -31,6 +31,12 @@ EVENT=$TRACE/events/dev_pagemap_failure/dax_failure_dispatch
 # The stripe chunk: 12 MiB, not a power of two.
 CHUNK=24576
 
+# one_page DEV OWNER: the number of traced one-page dispatches on DEV to
+# OWNER that it took (ret=0).
+one_page() {
+	grep -c "dev=$1 offset=0x[0-9a-f]* len=0x1000 .*owner=$2 ret=0" "$TRACE/trace"
+}
+
 xfs_mount() {	# xfs_mount DEV MKFS_OPTS
 	mkdir -p "$MNT"
 	mkfs.xfs -f -q $2 "$1" && mount -o dax=always "$1" "$MNT"
@@ -71,6 +77,12 @@ trace_on() {
 
 trace_off() {
 	echo 0 > "$EVENT/enable"
+}
+
+# The traced dispatches since trace_on, on one line, for the log.
+trace_lines() {
+	grep 'dax_failure_dispatch:' "$TRACE/trace" | sed 's/.*dax_failure_dispatch: //' |
+		tr '\n' ';'
 }
 
 # Trace lines of dispatches on DEV to OWNER.
@@ -215,14 +227,9 @@ else
 fi
 trace_off
 after=$(dpf_counter "$sdm" live dispatches)
-ktap_print_msg "$name: trace: $(grep 'dax_failure_dispatch:' "$TRACE/trace" |
-	sed 's/.*dax_failure_dispatch: //' | tr '\n' ';')"
-one_page() {	# one_page DEV OWNER: one traced one-page dispatch on DEV to OWNER
-	[ "$(grep -c "dev=$1 offset=0x[0-9a-f]* len=0x1000 .*owner=$2 ret=0" \
-		"$TRACE/trace")" = 1 ]
-}
-[ -n "$before" ] && [ "$after" = $((before + 1)) ] && one_page "$sdm" holder &&
-	one_page "$p0" dm
+ktap_print_msg "$name: trace: $(trace_lines)"
+[ -n "$before" ] && [ "$after" = $((before + 1)) ] &&
+	[ "$(one_page "$sdm" holder)" = 1 ] && [ "$(one_page "$p0" dm)" = 1 ]
 result "$name: MADV_HWPOISON: one page from $p0 to dm, one from $sdm to XFS"
 removal "$name, remove $p0" "$p0" "$sdm"
 ktap_test_result "$name: dmsetup remove after removal" dm_remove dpf-stripe
@@ -309,11 +316,8 @@ run_probe "$name: one poisoned page: SIGBUS at the page, other file readable" \
 trace_off
 after=$(dpf_counter "$dm" live dispatches)
 ktap_print_msg "$name: $dm dispatches ${before:-?} -> ${after:-?}, trace:" \
-	"$(grep 'dax_failure_dispatch:' "$TRACE/trace" | sed 's/.*dax_failure_dispatch: //' |
-		tr '\n' ';')"
-[ -n "$before" ] && [ "$after" = $((before + 1)) ] &&
-	[ "$(grep -c "dev=$dm offset=0x[0-9a-f]* len=0x1000 .*owner=holder ret=0" \
-		"$TRACE/trace")" = 1 ]
+	"$(trace_lines)"
+[ -n "$before" ] && [ "$after" = $((before + 1)) ] && [ "$(one_page "$dm" holder)" = 1 ]
 result "$name: the one page reaches XFS as one page"
 xfs_io -c "pread -q 0 4m" "$other" && ! dmesg_has "Shutting down filesystem"
 result "$name: the filesystem stays up"
@@ -346,10 +350,8 @@ trace_on
 run_probe "$name: poison in the grown part: SIGBUS at the page, other file readable" \
 	"$POISON" -p 1 -n 1 -i "$INJECT" "$victim" "$other"
 trace_off
-ktap_print_msg "$name: trace: $(grep 'dax_failure_dispatch:' "$TRACE/trace" |
-	sed 's/.*dax_failure_dispatch: //' | tr '\n' ';')"
-[ "$(grep -c "dev=$dm offset=0x[0-9a-f]* len=0x1000 .*owner=holder ret=0" \
-	"$TRACE/trace")" = 1 ]
+ktap_print_msg "$name: trace: $(trace_lines)"
+[ "$(one_page "$dm" holder)" = 1 ]
 result "$name: the poison in the grown part reaches XFS"
 umount "$MNT"
 ktap_test_result "$name: dmsetup remove" dm_remove dpf-grow
@@ -387,11 +389,7 @@ trace_on
 run_probe "$name: one poisoned page: SIGBUS at the page, other file readable" \
 	"$POISON" -p 2 -n 1 -i "$INJECT" "$victim" "$other"
 trace_off
-ktap_print_msg "$name: trace: $(grep 'dax_failure_dispatch:' "$TRACE/trace" |
-	sed 's/.*dax_failure_dispatch: //' | tr '\n' ';')"
-one_page() {	# one_page DEV OWNER: traced one-page dispatches on DEV to OWNER
-	grep -c "dev=$1 offset=0x[0-9a-f]* len=0x1000 .*owner=$2 ret=0" "$TRACE/trace"
-}
+ktap_print_msg "$name: trace: $(trace_lines)"
 [ "$(dpf_counter "$dma" live dispatches)" = $((a_before + 1)) ] &&
 	[ "$(dpf_counter "$dmb" live dispatches)" = $((b_before + 1)) ] &&
 	[ "$(one_page "$dma" holder)" = 1 ] && [ "$(one_page "$dmb" holder)" = 1 ] &&

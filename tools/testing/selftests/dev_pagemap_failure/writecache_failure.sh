@@ -31,12 +31,7 @@ set -- $pmems
 cache=$1 origin=$2
 [ -b "/dev/$cache" ] && [ -b "/dev/$origin" ] ||
 	ktap_exit_fail_msg "no namespaces; nothing else can run"
-# A cache whose first block is zero is formatted; what earlier tests left
-# there is not a writecache superblock.
-dd if=/dev/zero of="/dev/$cache" bs=1M count=1 oflag=direct 2>/dev/null
-dmsetup create --noudevsync dpf-wc \
-	--table "0 $(dax_sectors "$origin") writecache p /dev/$origin /dev/$cache 4096 0" &&
-	dmsetup mknodes dpf-wc ||
+dm_writecache dpf-wc "$cache" "$origin" ||
 	ktap_exit_fail_msg "cannot create the writecache table; nothing else can run"
 mkdir -p "$MNT"
 mkfs.xfs -f -q /dev/mapper/dpf-wc && mount /dev/mapper/dpf-wc "$MNT"
@@ -45,14 +40,8 @@ ktap_print_msg "cache $cache, origin $origin: $(grep -A1 "^$cache state=live" "$
 [ "$(dpf_claims "$cache" dm-writecache)" = 1 ]
 result "dm-writecache claims its pmem cache $cache while the table is live"
 
-# Writes in flight: fsynced 4 MiB files, one after the other, until one fails.
-(
-	i=0
-	while dd if=/dev/zero of="$MNT/stream.$((i % 8))" bs=1M count=4 conv=fsync \
-		2>/dev/null; do
-		i=$((i + 1))
-	done
-) &
+# Writes in flight.
+fsynced_writer "$MNT" >/dev/null &
 writer=$!
 sleep 2
 unbind=$(dax_unbind_arg "$cache")
