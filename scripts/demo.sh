@@ -62,6 +62,7 @@ report() {	# report SCENARIO MODE TIMEOUT DESCRIPTION RUN_DIR
 	"exit 0") echo "   guest: scenario finished, powered off after ${secs}s" ;;
 	timeout) echo "   guest: STILL RUNNING after the ${t}s cap (hung or still looping); killed" ;;
 	no-exit) echo "   guest: died before the scenario finished (${secs}s)" ;;
+	infra*) echo "   guest: ${status#infra: } (${secs}s): an infrastructure error" ;;
 	*) echo "   guest: scenario ended with $status after ${secs}s" ;;
 	esac
 }

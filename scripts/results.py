@@ -11,7 +11,9 @@ N skipped" for this run. Counts:
   not a pass), and any test of the plan that never reported, as failed;
 * every KUnit test case in the console (the leaf results), and one failure
   if a required suite did not run at all;
-* the guest's exit status (timeout, crash before the script ended);
+* the guest's exit status (timeout, crash before the script ended); a guest
+  that died before its first test is reported as an infrastructure error
+  (INFRA, with the kernel report vm.sh quotes), and counted as failed;
 * the kernel log: any WARN, BUG, Oops, KASAN, UBSAN, lockdep, hung-task,
   soft-lockup, RCU-stall, list-corruption, debugobjects or kmemleak report
   fails the run, even when every test passed.
@@ -104,7 +106,13 @@ def main():
         if not suites.get(s):
             verdict(False, f"kunit suite {s}: did not run")
 
-    verdict(status == "exit 0", f"guest run finished ({status})")
+    if status.startswith("infra"):
+        # vm.sh: the guest died before its first test. Still a failure (no
+        # retry), but of the infrastructure, not of a test.
+        failed += 1
+        print(f"  INFRA {status.removeprefix('infra: ')}")
+    else:
+        verdict(status == "exit 0", f"guest run finished ({status})")
 
     splats = [l for l in console if SPLAT.search(l)]
     splats += [l for l in results if "unreferenced object" in l]

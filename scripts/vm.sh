@@ -11,7 +11,10 @@
 # output goes to RUN_DIR/results.log, the kernel console to
 # RUN_DIR/console.log.  RUN_DIR/status gets one line: "exit N" (the script's
 # exit code), "timeout" or "no-exit" (the guest died before the script
-# finished).  The exit code of vm.sh is 0 only for "exit 0".
+# finished), or "infra: ..." when the guest died (or hung) before its first
+# test gave a result: an infrastructure error (the boot, the emulator), which
+# quotes the first kernel report of the console.  It still fails the run; it
+# is never retried.  The exit code of vm.sh is 0 only for "exit 0".
 . "$(dirname "$0")/common.sh"
 
 variant=release size=2G timeout=600 extra= rundir=
@@ -106,6 +109,16 @@ elif exit_line=$(grep -a '^DPF-GUEST-EXIT ' "$rundir/results.log" | tail -n1) &&
 	status="exit $(echo "$exit_line" | cut -d' ' -f2)"
 else
 	status=no-exit
+fi
+# The first result of each guest script: a KTAP result of KUnit (console) or
+# of the kselftests, a benchmark figure, a demo removal.
+first_result='(^|\] +)(not )?ok [0-9]+ |^BENCH (removal|ext4|storm|lookup|ag0) |^DEMO remove '
+if [ "${status#exit }" = "$status" ] &&
+   ! grep -qaE "$first_result" "$rundir/results.log" "$rundir/console.log"; then
+	report=$(grep -aE -m1 'Oops|BUG[: ]|Kernel panic|general protection fault' \
+		"$rundir/console.log" | sed 's/^\[ *[0-9.]*\] //')
+	status="infra: the guest died before its first test ($status): ${report:-no kernel report}"
+	warn "infrastructure error, not a test failure: $status"
 fi
 echo "$status" > "$rundir/status"
 echo "$elapsed" > "$rundir/seconds"
