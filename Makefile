@@ -5,6 +5,7 @@
 #   make demo     build, boot, remove pmem under live mappings, report
 #   make check    every test; ends with "N passed, N failed"
 #   make bench    removal, poison-storm and lookup cost against upstream, side by side
+#   make fuzz     the range algebra against its models, 10^6 cases a property; Miri if it installs
 #
 # See README.md. Downloads, ccache and kernel build trees live in
 # $(DPF_CACHE) (default ~/.cache/dev-pagemap-failure), outside the clone.
@@ -16,7 +17,7 @@ SCRIPT ?= check
 TIMEOUT ?= 900
 
 .PHONY: all deps source tree kernel kernel-release kernel-debug initramfs \
-	vm shell check demo bench patches refresh-patches host-test help
+	vm shell check demo bench fuzz patches refresh-patches host-test help
 
 all: help
 
@@ -62,6 +63,9 @@ demo: deps
 
 bench:
 	@$(S)/bench.sh
+
+fuzz:
+	@$(S)/fuzz.sh
 
 patches: source
 	@$(S)/patches.sh

@@ -9,6 +9,23 @@ use dev_pagemap_failure_host::range::{
 };
 use proptest::prelude::*;
 
+/// Cases per property test: 4096 for `cargo test` (make check), or
+/// `DPF_PROPTEST_CASES` (`make fuzz` runs 10^6).
+fn config() -> ProptestConfig {
+    let cases = match std::env::var("DPF_PROPTEST_CASES") {
+        Ok(v) => v
+            .parse()
+            .expect("DPF_PROPTEST_CASES must be a number of cases"),
+        Err(_) => 4096,
+    };
+    let mut config = ProptestConfig::with_cases(cases);
+    // Miri isolates the tests from the file system: no regression file.
+    if cfg!(miri) {
+        config.failure_persistence = None;
+    }
+    config
+}
+
 fn r(start: u64, end: u64) -> Range {
     Range::new(start, end).unwrap()
 }
@@ -182,7 +199,7 @@ fn claims_strategy(n: u64) -> impl Strategy<Value = Vec<(u64, u64)>> {
 const N: u64 = 64;
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(4096))]
+    #![proptest_config(config())]
 
     #[test]
     fn split_matches_model(
@@ -283,7 +300,7 @@ fn translate_moves_between_spaces() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(4096))]
+    #![proptest_config(config())]
 
     #[test]
     fn overlaps_and_contains_match_model(
@@ -456,7 +473,7 @@ fn stripes_model(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(4096))]
+    #![proptest_config(config())]
 
     #[test]
     fn stripes_match_model(
@@ -595,7 +612,7 @@ fn routes_at_the_top_of_u64() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(4096))]
+    #![proptest_config(config())]
 
     /// Every unit of the target whose lower unit failed is reported, nothing else is, unless
     /// a removal covers the member, which reports the whole target once; stripe counts and
@@ -755,7 +772,7 @@ fn overlapping_claims(n: u64) -> impl Strategy<Value = Vec<((u64, u64), bool)>> 
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(4096))]
+    #![proptest_config(config())]
 
     #[test]
     fn overlay_matches_model(
