@@ -9,7 +9,7 @@
 //! safe code that does the work. Every bad argument gets a defined errno, and the ones a
 //! caller can repeat in a loop a rate-limited log line.
 
-use core::ffi::c_void;
+use core::{cell::Cell, ffi::c_void};
 
 use kernel::{
     bindings,
@@ -435,13 +435,13 @@ pub(crate) unsafe extern "C" fn dax_failure_notify_pfns(
     let Ok(pfns) = Range::from_len(pfn as u64, nr_pages as u64) else {
         return errno(EINVAL);
     };
-    let mut fell_back = false;
+    let fell_back = Cell::new(false);
     // The pfn-at-a-time fallback for the pages nobody took.
     let mut unclaimed = |pages: Range| -> Result<(), c_int> {
         if !pfns.contains(&pages) {
             return Err(errno(EINVAL));
         }
-        fell_back = true;
+        fell_back.set(true);
         // SAFETY: `pgmap` is live and `pages` lies in `pfns`, which lies inside it (the
         // caller's guarantee).
         let ret: c_long = unsafe {
@@ -461,19 +461,22 @@ pub(crate) unsafe extern "C" fn dax_failure_notify_pfns(
     // SAFETY: `dax_dev` is null or live (the caller's guarantee).
     let ret = unsafe {
         with_dax_device(dax_dev, |dev| {
-            let ret = crate::notify_pfns(dev, base_pfn as u64, pfns, mf_flags, &mut unclaimed);
-            (ret, dev.registry().name())
+            let ret = crate::notify_pfns(dev, base_pfn as u64, pfns, mf_flags, &mut unclaimed)
+                .unwrap_or_else(|e| e.to_errno());
+            // Every owner of the pages revoked its mappings, and nothing went to the fallback
+            // (which leaves page cache entries of filesystems that do not claim): what page
+            // cache still holds the pages is being evicted. Wait for it before the pages go.
+            // Only a removal pays for the name (the registry's mutex), never poison.
+            let removal = mf_flags & bindings::mf_flags_MF_MEM_PRE_REMOVE as c_int != 0;
+            let wait = ret == 0 && !fell_back.get() && removal;
+            (ret, wait.then(|| dev.registry().name()))
         })
     };
     let (ret, name) = match ret {
-        Ok((ret, name)) => (ret, name),
+        Ok(done) => done,
         Err(e) => return e.to_errno(),
     };
-    let ret = ret.unwrap_or_else(|e| e.to_errno());
-    // Every owner of the pages revoked its mappings, and nothing went to the fallback (which
-    // leaves page cache entries of filesystems that do not claim): what page cache still
-    // holds the pages is being evicted. Wait for it before the pages go.
-    if ret == 0 && !fell_back && mf_flags & bindings::mf_flags_MF_MEM_PRE_REMOVE as c_int != 0 {
+    if let Some(name) = name {
         // SAFETY: `pgmap` is live (the caller's guarantee) and `name` is NUL-terminated.
         unsafe { bindings::dev_pagemap_failure_wait_evicted(pgmap, name.as_char_ptr()) };
     }
