@@ -15,20 +15,28 @@
  * construction: the dm device above claims the one below.
  *
  * Table swaps (dm_swap_table(), under md->suspend_lock, with the device
- * suspended) publish the new table first and then move the claims:
+ * suspended) move the claims in two steps around the publication of the new
+ * table, so that at every moment each byte below that either table maps is
+ * claimed by a table that is live or about to be:
  *
- *  1. A claim of the new table on the same lower range as a claim of the
- *     old one takes it over atomically (dax_failure_replace()): a failure
- *     meanwhile reaches the old table or the new one, never neither, and
- *     every lookup after the hand-over finds the new one.  Reloading a table
- *     that maps the same devices, the common case, moves every claim so.
- *  2. The old table's remaining claims are detached.
- *  3. The new table's remaining claims are added.
+ *  1. Before the new table is published, dm_dax_failure_prepare() registers
+ *     its claims, except those on exactly the lower range of a claim of the
+ *     live table.  Claims are shared, so they may overlap the old table's.
+ *     Until the table is live such a claim passes removals up (whatever
+ *     maps the device above must let go of the memory, whichever table it
+ *     went through) and declines poison, which the live table's claim or
+ *     the lower device's fallback takes: the claim describes mappings
+ *     nobody can have made yet.
+ *  2. After the new table is published, dm_dax_failure_handover() marks
+ *     those claims live, lets each remaining claim of the new table take
+ *     over the old table's claim of the same lower range atomically
+ *     (dax_failure_replace()), the common case of a reload that maps the
+ *     same devices, and only then detaches what is left of the old table.
  *
- * Between 2 and 3 a failure of a range that only one of the two tables maps
- * finds no claim and goes to the lower device's pfn-at-a-time fallback,
- * which revokes every page that is mapped: it is not lost, only handled
- * page by page.
+ * So a removal racing a swap always finds a claim of one of the tables, and
+ * is passed up to the owners of the dm device; a claim that cannot be made
+ * because the device below is already dead (-ENXIO) is of a device no
+ * mapping through the new table can reach (dax_direct_access() fails).
  *
  * Nothing here waits for a handler of the old table in flight: the device
  * is suspended, and a handler may be waiting for I/O to it (the filesystem
@@ -57,6 +65,7 @@ struct dm_dax_failure_claim {
 	struct dax_failure_route route;
 	bool claimed;		/* registered on @lower */
 	bool detached;		/* was, a handler may still be running */
+	bool live;		/* its table is live (read by the handler) */
 };
 
 static int dm_dax_failure(struct dax_device *lower, void *data, u64 offset,
@@ -64,6 +73,9 @@ static int dm_dax_failure(struct dax_device *lower, void *data, u64 offset,
 {
 	struct dm_dax_failure_claim *claim = data;
 
+	/* A table being swapped in: see the ordering at the top of this file. */
+	if (!READ_ONCE(claim->live) && !(mf_flags & MF_MEM_PRE_REMOVE))
+		return -EOPNOTSUPP;
 	return dax_failure_route(&claim->route, offset, len, mf_flags);
 }
 
@@ -176,22 +188,38 @@ static void dm_dax_failure_detach(struct dm_dax_failure_claim *claim)
 	claim->detached = true;
 }
 
-/**
- * dm_dax_failure_handover - move the failure claims from @old to @new
- * @old: the table that was live, or NULL
- * @new: the table that was just made live
- *
- * See the ordering at the top of this file.  A claim that cannot be made
- * (another agent owns an overlapping range, the device below is gone) is
- * logged: failures there then go to whoever owns the range, or to the
- * fallback of the device below.
- *
- * Context: Process context, under md->suspend_lock.
- */
-void dm_dax_failure_handover(struct dm_table *old, struct dm_table *new)
+/* Register @claim on its device below; log what cannot be claimed. */
+static void dm_dax_failure_claim(struct dm_table *t,
+				 struct dm_dax_failure_claim *claim)
 {
-	struct dm_dax_failure_claim *claim, *prev;
-	const char *name = dm_device_name(new->md);
+	int r = dax_failure_register(claim->lower, claim->route.lower_start,
+				     claim->route.lower_len,
+				     &dm_dax_failure_ops, claim);
+
+	if (r)
+		DMWARN("%s: cannot claim bytes %llu+%llu below: %d",
+		       dm_device_name(t->md), claim->route.lower_start,
+		       claim->route.lower_len, r);
+	else
+		claim->claimed = true;
+}
+
+/**
+ * dm_dax_failure_prepare - claim below what a table about to go live maps
+ * @old: the live table, or NULL
+ * @new: the table that dm_swap_table() is about to make live
+ *
+ * Step 1 of the ordering at the top of this file.  A claim that cannot be
+ * made (another agent owns an overlapping range, the device below is gone)
+ * is logged: failures there then go to whoever owns the range, or to the
+ * fallback of the device below.  A table that fails to go live keeps its
+ * claims, which never pass poison up, until dm_dax_failure_release().
+ *
+ * Context: Process context, under md->suspend_lock, the device suspended.
+ */
+void dm_dax_failure_prepare(struct dm_table *old, struct dm_table *new)
+{
+	struct dm_dax_failure_claim *claim;
 	unsigned int noio;
 	int r;
 
@@ -202,37 +230,56 @@ void dm_dax_failure_handover(struct dm_table *old, struct dm_table *new)
 	r = dm_dax_failure_build(new);
 	if (r)
 		DMERR("%s: cannot route DAX failures of every target: %d",
-		      name, r);
-
+		      dm_device_name(new->md), r);
 	list_for_each_entry(claim, &new->dax_failure_claims, list) {
-		prev = old ? dm_dax_failure_find(old, claim) : NULL;
-		if (!prev ||
-		    dax_failure_replace(claim->lower, claim->route.lower_start,
-					claim->route.lower_len, prev,
-					&dm_dax_failure_ops, claim))
+		if (!old || !dm_dax_failure_find(old, claim))
+			dm_dax_failure_claim(new, claim);
+	}
+	memalloc_noio_restore(noio);
+}
+
+/**
+ * dm_dax_failure_handover - move the failure claims from @old to @new
+ * @old: the table that was live, or NULL
+ * @new: the table that was just made live, after dm_dax_failure_prepare()
+ *
+ * Step 2 of the ordering at the top of this file.
+ *
+ * Context: Process context, under md->suspend_lock.
+ */
+void dm_dax_failure_handover(struct dm_table *old, struct dm_table *new)
+{
+	struct dm_dax_failure_claim *claim, *prev;
+	unsigned int noio;
+
+	if (!new->md->dax_dev)
+		return;
+	noio = memalloc_noio_save();
+	list_for_each_entry(claim, &new->dax_failure_claims, list) {
+		/* The table is live: its claims pass poison up from now on. */
+		WRITE_ONCE(claim->live, true);
+		if (claim->claimed)
 			continue;
-		prev->claimed = false;
-		prev->detached = true;
-		claim->claimed = true;
+		/* Without a claim to take over, prepare already tried. */
+		prev = old ? dm_dax_failure_find(old, claim) : NULL;
+		if (!prev)
+			continue;
+		if (!dax_failure_replace(claim->lower, claim->route.lower_start,
+					 claim->route.lower_len, prev,
+					 &dm_dax_failure_ops, claim)) {
+			prev->claimed = false;
+			prev->detached = true;
+			claim->claimed = true;
+			continue;
+		}
+		/* The old claim went away meanwhile: claim afresh. */
+		dm_dax_failure_claim(new, claim);
 	}
 	if (old) {
 		list_for_each_entry(prev, &old->dax_failure_claims, list) {
 			if (prev->claimed)
 				dm_dax_failure_detach(prev);
 		}
-	}
-	list_for_each_entry(claim, &new->dax_failure_claims, list) {
-		if (claim->claimed)
-			continue;
-		r = dax_failure_register(claim->lower, claim->route.lower_start,
-					 claim->route.lower_len,
-					 &dm_dax_failure_ops, claim);
-		if (r)
-			DMWARN("%s: cannot claim bytes %llu+%llu below: %d",
-			       name, claim->route.lower_start,
-			       claim->route.lower_len, r);
-		else
-			claim->claimed = true;
 	}
 	memalloc_noio_restore(noio);
 }
