@@ -169,6 +169,27 @@ dax_agbytes() {
 	echo $((agblocks * blocksize))
 }
 
+alive() {	# alive PID: is PID still running (not a zombie)?
+	[ -n "$1" ] && [ -d "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null
+}
+
+wait_gone() {	# wait_gone SECONDS PID...: wait up to SECONDS for every PID
+	local n=0 limit=$(($1 * 5)) pid
+	shift
+	for pid in "$@"; do
+		while alive "$pid"; do
+			[ $n -ge $limit ] && return 1
+			n=$((n + 1))
+			sleep 0.2
+		done
+	done
+}
+
+# in_kernel PID FUNCTION: is FUNCTION on the kernel stack of PID?
+in_kernel() {
+	grep -q "$2" "/proc/$1/stack" 2>/dev/null
+}
+
 # The KTAP helpers below need ktap_helpers.sh sourced first (the kselftests
 # do; the demo only uses the functions above).
 
@@ -193,4 +214,13 @@ result() {
 # Did the kernel log PATTERN since the last dmesg -c?
 dmesg_has() {
 	dmesg | grep -q "$1"
+}
+
+stacks() {	# stacks PID...: print the kernel stacks of those still running
+	local pid
+	for pid in "$@"; do
+		alive "$pid" || continue
+		ktap_print_msg "kernel stack of $pid ($(cat "/proc/$pid/comm")):"
+		sed 's/^/#   /' "/proc/$pid/stack"
+	done
 }

@@ -134,7 +134,7 @@ removal() {
 }
 
 ktap_print_header
-ktap_set_plan 53
+ktap_set_plan 56
 dpf_set_mode ranged
 
 # 1. dm-linear over a whole namespace, rmapbt=1 and rmapbt=0: removing the
@@ -419,5 +419,60 @@ result "$name: both filesystems unmount"
 dm_remove dpf-a && dm_remove dpf-b && dm_remove dpf-alias
 result "$name: dmsetup remove of all three"
 dax_rebind "$REBIND"
+dax_wait_blockdev "$pmem"
+
+# 9. Table swaps racing poison. Two tables map the first 256 MiB of the
+#    namespace identically, in 128 targets of 2 MiB and in 64 of 4 MiB, so
+#    no claim of one matches a claim of the other and every swap replaces
+#    all of them. While a loop swaps them, poison goes into one page of
+#    that range again and again: every injection must find a claim (the
+#    namespace's dispatch counter moves). Detaching the old table's claims
+#    before adding the new table's left a gap where the poison, or a
+#    removal, found no claim and the filesystem above never heard of it.
+name="table swaps racing poison"
+xfs_mount "/dev/$pmem" "-m rmapbt=1"
+pfn=$("$POISON" -P "$(dax_file_in_ag "$MNT" 1 0 swapped)")
+umount "$MNT"
+: > /tmp/swap-a
+: > /tmp/swap-b
+for i in $(seq 0 127); do
+	echo "$((i * 4096)) 4096 linear /dev/$pmem $((i * 4096))" >> /tmp/swap-a
+done
+for i in $(seq 0 63); do
+	echo "$((i * 8192)) 8192 linear /dev/$pmem $((i * 8192))" >> /tmp/swap-b
+done
+dmsetup create --noudevsync dpf-swap /tmp/swap-a
+rm -f /tmp/swap.stop /tmp/swap.count
+(
+	n=0
+	while [ ! -e /tmp/swap.stop ]; do
+		t=a
+		[ $((n % 2)) = 0 ] && t=b
+		dmsetup reload --noudevsync dpf-swap /tmp/swap-$t &&
+			dmsetup resume --noudevsync dpf-swap || break
+		n=$((n + 1))
+	done
+	echo $n > /tmp/swap.count
+) &
+swapper=$!
+tries=0 missed=0
+while [ $tries -lt 400 ] && alive $swapper; do
+	before=$(dpf_counter "$pmem" live dispatches)
+	echo "${pfn:-0} 1" > "$INJECT" 2>/dev/null
+	after=$(dpf_counter "$pmem" live dispatches)
+	[ "${after:-0}" -gt "${before:-0}" ] || missed=$((missed + 1))
+	tries=$((tries + 1))
+done
+touch /tmp/swap.stop
+wait $swapper
+swaps=$(cat /tmp/swap.count 2>/dev/null)
+ktap_print_msg "$name: pfn ${pfn:-?}, $tries injections during ${swaps:-?} swaps," \
+	"$missed found no claim; $pmem claims by dm now $(dpf_claims "$pmem" dm)"
+[ -n "$pfn" ] && [ $tries = 400 ] && [ "${swaps:-0}" -ge 20 ]
+result "$name: 400 injections while the tables swap"
+[ $missed = 0 ] && [ $tries = 400 ]
+result "$name: every injection found a claim of one table or the other"
+dm_remove dpf-swap && [ "$(dpf_claims "$pmem" dm)" = 0 ]
+result "$name: dmsetup remove drops every claim"
 
 ktap_finished
