@@ -7,7 +7,7 @@
 
 # dpf.inject_lockdep_bug=1 on the command line (DPF_GUEST_ARGS) takes two
 # locks in both orders first: lockdep must report it and the run go red.
-# dpf.only=NAME runs only the selftest NAME.sh, and dpf.test_mode=MODE runs
+# dpf.only=NAME[,NAME...] runs only the selftests NAME.sh, and dpf.test_mode=MODE runs
 # the scripts that honour it in that failure mode (off shows upstream): for
 # a developer's `make vm VARIANT=debug SCRIPT=check`, never in make check.
 only=
@@ -29,7 +29,10 @@ fi
 # module_failure.sh unloads and reloads modules: it goes last.
 rc=0
 for t in dax_failure ext4_failure dm_failure writecache_failure module_failure; do
-	[ -z "$only" ] || [ "$only" = "$t" ] || continue
+	case ",${only:-$t}," in
+	*",$t,"*) ;;
+	*) continue ;;
+	esac
 	"/dpf/selftests/$t.sh" || rc=1
 done
 
