@@ -17,6 +17,7 @@ for arg in $(cat /proc/cmdline); do
 		echo 1 > /sys/kernel/debug/dev_pagemap_failure/inject_lockdep_bug ;;
 	dpf.only=*) only=${arg#dpf.only=} ;;
 	dpf.test_mode=*) export DPF_TEST_MODE="${arg#dpf.test_mode=}" ;;
+	dpf.load_cycles=*) export DPF_LOAD_CYCLES="${arg#dpf.load_cycles=}" ;;
 	esac
 done
 
@@ -28,7 +29,7 @@ fi
 # Each script prints its own KTAP plan; results.py adds them up.
 # module_failure.sh unloads and reloads modules: it goes last.
 rc=0
-for t in dax_failure ext4_failure dm_failure writecache_failure module_failure; do
+for t in dax_failure ext4_failure dm_failure writecache_failure load_failure module_failure; do
 	case ",${only:-$t}," in
 	*",$t,"*) ;;
 	*) continue ;;
