@@ -78,7 +78,7 @@ static bool access_page(char *addr, bool write, bool *late)
 	if (write)
 		__atomic_store_n((uint64_t *)addr, (uintptr_t)addr, __ATOMIC_RELAXED);
 	else
-		(void)__atomic_load_n((volatile uint64_t *)addr, __ATOMIC_RELAXED);
+		(void)__atomic_load_n((uint64_t *)addr, __ATOMIC_RELAXED);
 	return true;
 }
 

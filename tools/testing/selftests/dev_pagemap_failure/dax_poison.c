@@ -222,7 +222,8 @@ int main(int argc, char **argv)
 		if ((page + nr) * page_size > (long)size)
 			ksft_exit_fail_msg("pages beyond the file\n");
 		fill(map, size, page_size, 1);
-		lo = first = map + page * page_size;
+		lo = map + page * page_size;
+		first = lo;
 		pfn = inject ? pfn_of(lo) : 0;
 	}
 	hi = lo + nr * page_size;
