@@ -6,6 +6,7 @@
 #   make check    every test; ends with "N passed, N failed"
 #   make bench    removal, poison-storm and lookup cost against upstream, side by side
 #   make fuzz     the range algebra against its models, 10^6 cases a property; Miri if it installs
+#   make stress   100 removals under load on the debug kernel (20 cycles of 5 configurations)
 #
 # See README.md. Downloads, ccache and kernel build trees live in
 # $(DPF_CACHE) (default ~/.cache/dev-pagemap-failure), outside the clone.
@@ -17,7 +18,7 @@ SCRIPT ?= check
 TIMEOUT ?= 900
 
 .PHONY: all deps source tree kernel kernel-release kernel-debug initramfs \
-	vm shell check demo bench fuzz patches refresh-patches host-test help
+	vm shell check demo bench fuzz stress patches refresh-patches host-test help
 
 all: help
 
@@ -66,6 +67,9 @@ bench:
 
 fuzz:
 	@$(S)/fuzz.sh
+
+stress:
+	@$(S)/stress.sh
 
 patches: source
 	@$(S)/patches.sh

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# make stress: DPF_STRESS_CYCLES (default 20) cycles of load_failure.sh on
+# the debug kernel (KASAN, lockdep, kmemleak), each a removal under load of
+# XFS rmapbt=1, XFS rmapbt=0, ext4, XFS on dm-linear and devdax, followed
+# by rebind, remount, data and fsck checks: 100 removals by default.
+# Reports the removals, the time and every failure, and fails on any
+# failure or kernel report (scripts/results.py judges the run).
+. "$(dirname "$0")/common.sh"
+
+cycles=${DPF_STRESS_CYCLES:-20}
+[[ $cycles =~ ^[1-9][0-9]*$ ]] || die "DPF_STRESS_CYCLES must be a positive number, not '$cycles'"
+logs=$DPF_OUT/stress
+mkdir -p "$logs"
+
+"$DPF_TOP/scripts/source.sh" >/dev/null &
+source_pid=$!
+"$DPF_TOP/scripts/deps.sh" || { kill "$source_pid" 2>/dev/null; die "installing the dependencies failed"; }
+if ! wait "$source_pid"; then
+	warn "fetching the kernel source beside the packages failed; fetching it again"
+	"$DPF_TOP/scripts/source.sh" >/dev/null
+fi
+"$DPF_TOP/scripts/tree.sh" >/dev/null
+log "stress: building the debug kernel"
+"$DPF_TOP/scripts/kernel.sh" debug > "$logs/kernel.log" 2>&1 ||
+	{ tail -n 40 "$logs/kernel.log"; die "building the debug kernel failed"; }
+"$DPF_TOP/scripts/initramfs.sh"
+
+# About 50 s a cycle under TCG with KASAN; twice that as the limit.
+run=$DPF_OUT/runs/stress
+start=$(date +%s)
+"$DPF_TOP/scripts/vm.sh" -k debug -t $((cycles * 100 + 300)) -o "$run" \
+	-a "dpf.only=load_failure dpf.load_cycles=$cycles" check || true
+end=$(date +%s)
+grep -E '^# (load:|.*, cycle [0-9]+:)' "$run/results.log" 2>/dev/null | sed 's/^# /  /'
+log "stress: guest run took $((end - start)) s"
+python3 "$DPF_TOP/scripts/results.py" "$run" 2>&1 | tee "$logs/result.txt"
+tail -n1 "$logs/result.txt" | grep -q '^[0-9]* passed, 0 failed, 0 skipped$'
