@@ -138,7 +138,7 @@ setup initramfs "$DPF_TOP/scripts/initramfs.sh"
 
 log "check: guest run (debug kernel, QEMU TCG, 2 GiB NVDIMM)"
 run=$DPF_OUT/runs/debug-check
-"$DPF_TOP/scripts/vm.sh" -k debug -t "${DPF_GUEST_TIMEOUT:-900}" -o "$run" \
+"$DPF_TOP/scripts/vm.sh" -k debug -t "${DPF_GUEST_TIMEOUT:-1200}" -o "$run" \
 	-a "${DPF_GUEST_ARGS:-}" check || true
 python3 "$DPF_TOP/scripts/results.py" "$run" dev_pagemap_failure dev_pagemap_failure_ffi 2>&1 | tee "$logs/guest.txt" || true
 last=$(tail -n1 "$logs/guest.txt")
