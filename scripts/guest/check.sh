@@ -7,9 +7,11 @@
 
 # dpf.inject_lockdep_bug=1 on the command line (DPF_GUEST_ARGS) takes two
 # locks in both orders first: lockdep must report it and the run go red.
-# dpf.only=NAME[,NAME...] runs only the selftests NAME.sh, and dpf.test_mode=MODE runs
-# the scripts that honour it in that failure mode (off shows upstream): for
-# a developer's `make vm VARIANT=debug SCRIPT=check`, never in make check.
+# dpf.only=NAME[,NAME...] runs only the selftests NAME.sh, and
+# dpf.test_mode=MODE runs the scripts that honour it in that failure mode
+# (off shows upstream): for a developer's `make vm VARIANT=debug
+# SCRIPT=check`, never in make check. dpf.load_cycles=N sets the cycles of
+# load_failure.sh (make stress).
 only=
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in
