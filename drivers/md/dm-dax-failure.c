@@ -21,7 +21,8 @@
  *
  *  1. Before the new table is published, dm_dax_failure_prepare() registers
  *     its claims, except those on exactly the lower range of a claim of the
- *     live table.  Claims are shared, so they may overlap the old table's.
+ *     live table (one new claim for each such old claim; any more are
+ *     registered).  Claims are shared, so they may overlap the old table's.
  *     Until the table is live such a claim passes removals up (whatever
  *     maps the device above must let go of the memory, whichever table it
  *     went through) and declines poison, which the live table's claim or
@@ -66,6 +67,9 @@ struct dm_dax_failure_claim {
 	bool claimed;		/* registered on @lower */
 	bool detached;		/* was, a handler may still be running */
 	bool live;		/* its table is live (read by the handler) */
+	/* During a swap: the claim of the old table that this one takes over */
+	struct dm_dax_failure_claim *takes_over;
+	bool promised;		/* a claim of the next table takes this over */
 };
 
 static int dm_dax_failure(struct dax_device *lower, void *data, u64 offset,
@@ -171,7 +175,8 @@ dm_dax_failure_find(struct dm_table *t, struct dm_dax_failure_claim *like)
 	struct dm_dax_failure_claim *claim;
 
 	list_for_each_entry(claim, &t->dax_failure_claims, list) {
-		if (claim->claimed && claim->lower == like->lower &&
+		if (claim->claimed && !claim->promised &&
+		    claim->lower == like->lower &&
 		    claim->route.lower_start == like->route.lower_start &&
 		    claim->route.lower_len == like->route.lower_len)
 			return claim;
@@ -219,7 +224,7 @@ static void dm_dax_failure_claim(struct dm_table *t,
  */
 void dm_dax_failure_prepare(struct dm_table *old, struct dm_table *new)
 {
-	struct dm_dax_failure_claim *claim;
+	struct dm_dax_failure_claim *claim, *prev;
 	unsigned int noio;
 	int r;
 
@@ -232,10 +237,40 @@ void dm_dax_failure_prepare(struct dm_table *old, struct dm_table *new)
 		DMERR("%s: cannot route DAX failures of every target: %d",
 		      dm_device_name(new->md), r);
 	list_for_each_entry(claim, &new->dax_failure_claims, list) {
-		if (!old || !dm_dax_failure_find(old, claim))
+		/* Each old claim is taken over by one new claim at most. */
+		prev = old ? dm_dax_failure_find(old, claim) : NULL;
+		if (prev) {
+			prev->promised = true;
+			claim->takes_over = prev;
+		} else {
 			dm_dax_failure_claim(new, claim);
+		}
 	}
 	memalloc_noio_restore(noio);
+}
+
+/**
+ * dm_dax_failure_abort - undo dm_dax_failure_prepare() for a table that
+ * did not go live
+ * @new: the table that dm_swap_table() failed to make live
+ *
+ * Its claims never pass a failure up again; dm_dax_failure_release() waits
+ * for handlers in flight when the table is destroyed.
+ *
+ * Context: Process context, under md->suspend_lock.
+ */
+void dm_dax_failure_abort(struct dm_table *new)
+{
+	struct dm_dax_failure_claim *claim;
+
+	list_for_each_entry(claim, &new->dax_failure_claims, list) {
+		if (claim->takes_over) {
+			claim->takes_over->promised = false;
+			claim->takes_over = NULL;
+		}
+		if (claim->claimed)
+			dm_dax_failure_detach(claim);
+	}
 }
 
 /**
@@ -258,13 +293,14 @@ void dm_dax_failure_handover(struct dm_table *old, struct dm_table *new)
 	list_for_each_entry(claim, &new->dax_failure_claims, list) {
 		/* The table is live: its claims pass poison up from now on. */
 		WRITE_ONCE(claim->live, true);
-		if (claim->claimed)
-			continue;
-		/* Without a claim to take over, prepare already tried. */
-		prev = old ? dm_dax_failure_find(old, claim) : NULL;
+		/* Without a claim to take over, prepare claimed, or tried. */
+		prev = claim->takes_over;
 		if (!prev)
 			continue;
-		if (!dax_failure_replace(claim->lower, claim->route.lower_start,
+		claim->takes_over = NULL;
+		prev->promised = false;
+		if (prev->claimed &&
+		    !dax_failure_replace(claim->lower, claim->route.lower_start,
 					 claim->route.lower_len, prev,
 					 &dm_dax_failure_ops, claim)) {
 			prev->claimed = false;
