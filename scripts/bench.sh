@@ -23,17 +23,7 @@ ag0_cap=${DPF_BENCH_AG0_CAP:-20}
 runs=$DPF_OUT/bench
 [ "$reps" -ge 1 ] || die "DPF_BENCH_REPS must be at least 1"
 
-# On a fresh machine, installing the packages and bindgen and unpacking the
-# kernel source into git take minutes each and need different resources
-# (network and compiler, disk): do them side by side. The source only needs
-# what Debian always has; if it fails anyway, it is fetched again afterwards.
-"$DPF_TOP/scripts/source.sh" >/dev/null &
-source_pid=$!
-"$DPF_TOP/scripts/deps.sh" || { kill "$source_pid" 2>/dev/null; die "installing the dependencies failed"; }
-if ! wait "$source_pid"; then
-	warn "fetching the kernel source beside the packages failed; fetching it again"
-	"$DPF_TOP/scripts/source.sh" >/dev/null
-fi
+deps_and_source
 log "bench: building the release kernel"
 "$DPF_TOP/scripts/kernel.sh" release > "$DPF_CACHE/bench-kernel.log" 2>&1 ||
 	{ tail -n 40 "$DPF_CACHE/bench-kernel.log"; die "building the release kernel failed"; }

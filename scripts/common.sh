@@ -31,3 +31,19 @@ export PATH=$HOME/.cargo/bin:$PATH
 log()  { printf '==> %s\n' "$*" >&2; }
 warn() { printf '\n!!! WARNING: %s\n\n' "$*" >&2; }
 die()  { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Install the packages and unpack the kernel source side by side: on a fresh
+# machine each takes minutes and they need different resources (network
+# and compiler, disk). The source only needs what Debian always has; if it
+# fails anyway, it is fetched again afterwards.
+deps_and_source() {
+	local source_pid
+	"$DPF_TOP/scripts/source.sh" >/dev/null &
+	source_pid=$!
+	"$DPF_TOP/scripts/deps.sh" ||
+		{ kill "$source_pid" 2>/dev/null; die "installing the dependencies failed"; }
+	if ! wait "$source_pid"; then
+		warn "fetching the kernel source beside the packages failed; fetching it again"
+		"$DPF_TOP/scripts/source.sh" >/dev/null
+	fi
+}

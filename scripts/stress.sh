@@ -14,13 +14,7 @@ cycles=${DPF_STRESS_CYCLES:-20}
 logs=$DPF_OUT/stress
 mkdir -p "$logs"
 
-"$DPF_TOP/scripts/source.sh" >/dev/null &
-source_pid=$!
-"$DPF_TOP/scripts/deps.sh" || { kill "$source_pid" 2>/dev/null; die "installing the dependencies failed"; }
-if ! wait "$source_pid"; then
-	warn "fetching the kernel source beside the packages failed; fetching it again"
-	"$DPF_TOP/scripts/source.sh" >/dev/null
-fi
+deps_and_source
 "$DPF_TOP/scripts/tree.sh" >/dev/null
 log "stress: building the debug kernel"
 "$DPF_TOP/scripts/kernel.sh" debug > "$logs/kernel.log" 2>&1 ||

@@ -278,15 +278,8 @@ pin_round() {
 	mkfs.xfs -f -q -m rmapbt=1 "$dev" && mount -o dax=always "$dev" "$MNT" ||
 		{ race_abort "no XFS on $dev"; return; }
 	[ "$pinned" = oldest ] || cached_files
-	: > "$out"
 	: > "$MNT/pinned"
-	"$DIR/dax_pin" "$MNT/pinned" > "$out" &
-	pinner=$!
-	for i in $(seq 1 20); do
-		grep -q pinned "$out" && break
-		sleep 0.5
-	done
-	grep -q pinned "$out" ||
+	start_pinner "$MNT/pinned" "$out" ||
 		{ race_abort "dax_pin did not pin"; return; }
 	[ "$pinned" = oldest ] && cached_files
 	xfs_io -f -c "pwrite -q -S 0x$round$round 0 1m" -c fsync "$MNT/keep" >/dev/null
@@ -298,12 +291,7 @@ pin_round() {
 	esac
 	um=$!
 	# The eviction reaches the pinned inode and stays there.
-	for i in $(seq 1 100); do
-		in_kernel $um dax_break_layout_final && break
-		alive $um || break
-		sleep 0.2
-	done
-	in_kernel $um dax_break_layout_final ||
+	wait_in_kernel $um dax_break_layout_final ||
 		{ stacks $um
 		  race_abort "the $evictor is not held in the pinned eviction"
 		  return; }
@@ -363,26 +351,15 @@ ktap_print_msg "pinned page: fsdax ${pmem:-none}, devdax ${dax:-none}"
 xfs_mount "-m rmapbt=1"
 xfs_io -f -c "pwrite -q -S 0x77 0 1m" -c fsync "$MNT/keep" >/dev/null
 sum=$(md5sum < "$MNT/keep")
-out=/tmp/dax_pin.out
-: > "$out"
 : > "$MNT/pinned"
-"$DIR/dax_pin" "$MNT/pinned" > "$out" &
-pinner=$!
-for i in $(seq 1 20); do
-	grep -q pinned "$out" && break
-	sleep 0.5
-done
+start_pinner "$MNT/pinned" /tmp/dax_pin.out
+pinned=$?
 unbind=$(dax_unbind_arg "$pmem")
 dunbind=$(dax_unbind_arg "$dax")
 dmesg -c >/dev/null
 sh -c "echo ${unbind#*=} > ${unbind%%=*}" &
 removal=$!
-for i in $(seq 1 100); do
-	in_kernel $removal dax_revoke_sb_mappings && break
-	alive $removal || break
-	sleep 0.2
-done
-grep -q pinned "$out" && in_kernel $removal dax_revoke_sb_mappings
+[ $pinned -eq 0 ] && wait_in_kernel $removal dax_revoke_sb_mappings
 result "pinned page: the removal waits in the sweep"
 sh -c "echo ${dunbind#*=} > ${dunbind%%=*}" &
 dremoval=$!

@@ -190,6 +190,32 @@ in_kernel() {
 	grep -q "$2" "/proc/$1/stack" 2>/dev/null
 }
 
+# wait_in_kernel PID FUNCTION: wait up to 20 s, while PID runs, until
+# FUNCTION is on its kernel stack; fails if it never is.
+wait_in_kernel() {
+	local i
+	for i in $(seq 1 100); do
+		in_kernel "$1" "$2" && return 0
+		alive "$1" || break
+		sleep 0.2
+	done
+	in_kernel "$1" "$2"
+}
+
+# start_pinner FILE OUT: run dax_pin on FILE in the background, its output in
+# OUT, and set $pinner to its PID; fails if it has not pinned within 10 s.
+start_pinner() {
+	local i
+	: > "$2"
+	"$DIR/dax_pin" "$1" > "$2" &
+	pinner=$!
+	for i in $(seq 1 20); do
+		grep -q pinned "$2" && return 0
+		sleep 0.5
+	done
+	return 1
+}
+
 # The KTAP helpers below need ktap_helpers.sh sourced first (the kselftests
 # do; the demo only uses the functions above).
 
