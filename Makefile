@@ -6,7 +6,8 @@
 #   make check    every test; ends with "N passed, N failed"
 #   make bench    removal, poison-storm and lookup cost against upstream, side by side
 #   make fuzz     the range algebra against its models, 10^6 cases a property; Miri if it installs
-#   make stress   100 removals under load on the debug kernel (20 cycles of 5 configurations)
+#   make stress   160 removals under load or racing, on the debug kernel (20 cycles of 8)
+#   make boot-loop  20 boots with an 8 GiB namespace (DPF_TCG_THREAD=multi: the int3 reproducer)
 #
 # See README.md. Downloads, ccache and kernel build trees live in
 # $(DPF_CACHE) (default ~/.cache/dev-pagemap-failure), outside the clone.
@@ -18,7 +19,7 @@ SCRIPT ?= check
 TIMEOUT ?= 900
 
 .PHONY: all deps source tree kernel kernel-release kernel-debug initramfs \
-	vm shell check demo bench fuzz stress patches refresh-patches host-test help
+	vm shell check demo bench fuzz stress boot-loop patches refresh-patches host-test help
 
 all: help
 
@@ -70,6 +71,9 @@ fuzz:
 
 stress:
 	@$(S)/stress.sh
+
+boot-loop: kernel-release initramfs
+	@$(S)/boot-loop.sh
 
 patches: source
 	@$(S)/patches.sh

@@ -52,17 +52,31 @@ trap 'rm -f "$img"' EXIT
 # handler's access to a 5-level direct-map address as wild (seen once in
 # about a dozen debug boots). Guests here need only 4-level paging.
 #
-# thread=single: with multi-threaded TCG (one host thread per vCPU) a vCPU
-# can still execute a translated block holding the int3 that text_poke_bp()
-# put on a static-key or static-call site after the patching CPU has
-# restored the instruction and synchronised every CPU; the int3 then reaches
-# no poke handler and Oopses ("Oops: int3" in ttwu_do_wakeup() when enabling
-# a trace event registers the sched_wakeup probe, in a timer interrupt
-# during memremap_pages() at boot). Real CPUs serialise on the IPI that
-# text_poke_sync() sends; QEMU 7.2's cross-modifying-code handling between
-# vCPU threads does not guarantee it. One TCG thread runs the vCPUs in turn,
-# so a modification is complete before another vCPU executes the site.
-qemu=(qemu-system-x86_64 -accel tcg,thread=single -cpu max,la57=off -smp 2
+# thread=single: with multi-threaded TCG (QEMU 7.2, one host thread per
+# vCPU) a vCPU sometimes executes an int3 that text_poke_bp() had already
+# removed, and the kernel dies with "Oops: int3". `make boot-loop` (scripts/
+# boot-loop.sh) reproduces it: with DPF_TCG_THREAD=multi, 3 of 100 boots of
+# the release kernel died so, at static-key sites flipped during boot
+# (sched_clock_cpu() and sched_clock_tick() after "sched_clock: Marking
+# stable", ktime_get_update_offsets_now() after the switch to the TSC
+# clocksource); with thread=single, 0 of 100. The kernel is not at fault:
+# smp_text_poke_batch_finish() writes the first byte back, IPIs every CPU
+# with on_each_cpu() and only then drops the int3 handler's references, and
+# in every Oops the code bytes at the site were the restored instruction,
+# not 0xcc. In two of them both vCPUs ran the int3, and in one the task
+# that had flipped the key (pid 1, in sched_clock_init_late()) ran it in
+# the next initcall, cpu_latency_qos_init(), after static_branch_enable()
+# had returned. A vCPU executed a translation of code that had been
+# rewritten and synchronised before, which a real CPU cannot do after the
+# serialising IPI: the emulator's cross-modifying-code handling.
+# One TCG thread runs the vCPUs in turn, so a write to code is complete, and
+# the stale translation dropped, before any vCPU runs the site again. It
+# costs little here: the host has 2 cores and the guests' work is serial.
+# DPF_TCG_THREAD=multi brings the old behaviour back, for
+# scripts/boot-loop.sh, which reproduces the Oops; nothing else sets it.
+tcg_thread=${DPF_TCG_THREAD:-single}
+case $tcg_thread in single|multi) ;; *) die "DPF_TCG_THREAD must be single or multi" ;; esac
+qemu=(qemu-system-x86_64 -accel "tcg,thread=$tcg_thread" -cpu max,la57=off -smp 2
       -machine pc,nvdimm=on -m 2G,slots=4,maxmem=32G
       -object "memory-backend-file,id=mem1,share=on,mem-path=$img,size=$size"
       -device nvdimm,id=nvdimm1,memdev=mem1,label-size=128K
