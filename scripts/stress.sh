@@ -3,8 +3,9 @@
 #
 # make stress: DPF_STRESS_CYCLES (default 20) cycles of load_failure.sh on
 # the debug kernel (KASAN, lockdep, kmemleak), each a removal under load of
-# XFS rmapbt=1, XFS rmapbt=0, ext4, XFS on dm-linear and devdax, followed
-# by rebind, remount, data and fsck checks: 100 removals by default.
+# XFS rmapbt=1, XFS rmapbt=0, ext4, XFS on dm-linear and devdax, and three
+# removals racing poison, a dm reload and an unmount, each followed by
+# rebind, remount, data and fsck checks: 160 removals by default.
 # Reports the removals, the time and every failure, and fails on any
 # failure or kernel report (scripts/results.py judges the run).
 . "$(dirname "$0")/common.sh"
@@ -21,10 +22,10 @@ log "stress: building the debug kernel"
 	{ tail -n 40 "$logs/kernel.log"; die "building the debug kernel failed"; }
 "$DPF_TOP/scripts/initramfs.sh"
 
-# About 50 s a cycle under TCG with KASAN; twice that as the limit.
+# About 80 s a cycle under TCG with KASAN; twice that as the limit.
 run=$DPF_OUT/runs/stress
 start=$(date +%s)
-"$DPF_TOP/scripts/vm.sh" -k debug -t $((cycles * 100 + 300)) -o "$run" \
+"$DPF_TOP/scripts/vm.sh" -k debug -t $((cycles * 160 + 300)) -o "$run" \
 	-a "dpf.only=load_failure dpf.load_cycles=$cycles" check || true
 end=$(date +%s)
 grep -E '^# (load:|.*, cycle [0-9]+:)' "$run/results.log" 2>/dev/null | sed 's/^# /  /'

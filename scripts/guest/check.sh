@@ -11,7 +11,7 @@
 # dpf.test_mode=MODE runs the scripts that honour it in that failure mode
 # (off shows upstream): for a developer's `make vm VARIANT=debug
 # SCRIPT=check`, never in make check. dpf.load_cycles=N sets the cycles of
-# load_failure.sh (make stress).
+# load_failure.sh (make stress), dpf.load_configs=A,B its configurations.
 only=
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in
@@ -20,6 +20,8 @@ for arg in $(cat /proc/cmdline); do
 	dpf.only=*) only=${arg#dpf.only=} ;;
 	dpf.test_mode=*) export DPF_TEST_MODE="${arg#dpf.test_mode=}" ;;
 	dpf.load_cycles=*) export DPF_LOAD_CYCLES="${arg#dpf.load_cycles=}" ;;
+	dpf.load_configs=*) arg=${arg#dpf.load_configs=}
+		export DPF_LOAD_CONFIGS="$(echo "$arg" | tr , ' ')" ;;
 	esac
 done
 

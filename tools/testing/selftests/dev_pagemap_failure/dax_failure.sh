@@ -259,15 +259,6 @@ race_abort() {
 	dm_remove dpf-race
 }
 
-# 8 files with DAX entries in their page cache, nobody mapping them.
-cached_files() {
-	local i
-	for i in $(seq 1 8); do
-		xfs_io -f -c "truncate 256k" -c "mmap -w 0 256k" -c "mwrite -S 0x5a 0 256k" \
-			-c munmap "$MNT/m$i"
-	done
-}
-
 # pin_round ROUND PINNED EVICTOR: PINNED is "oldest" or "newest", EVICTOR
 # "umount" or "unlink"; sets pin_ok=1 if all went well.
 pin_round() {
@@ -277,11 +268,11 @@ pin_round() {
 	dm_create dpf-race "0 $(dax_sectors "$pmem") linear /dev/$pmem 0" || return
 	mkfs.xfs -f -q -m rmapbt=1 "$dev" && mount -o dax=always "$dev" "$MNT" ||
 		{ race_abort "no XFS on $dev"; return; }
-	[ "$pinned" = oldest ] || cached_files
+	[ "$pinned" = oldest ] || dax_cached_files "$MNT"
 	: > "$MNT/pinned"
 	start_pinner "$MNT/pinned" "$out" ||
 		{ race_abort "dax_pin did not pin"; return; }
-	[ "$pinned" = oldest ] && cached_files
+	[ "$pinned" = oldest ] && dax_cached_files "$MNT"
 	xfs_io -f -c "pwrite -q -S 0x$round$round 0 1m" -c fsync "$MNT/keep" >/dev/null
 	sum=$(md5sum < "$MNT/keep")
 	unbind=$(dax_unbind_arg "$pmem")

@@ -162,6 +162,16 @@ dax_file_phys() {
 	xfs_io -c "bmap -v" "$1" | awk '$1 == "0:" { split($3, r, "[.]"); print r[1] * 512 }'
 }
 
+# dax_cached_files DIR: 8 files in DIR with DAX entries in their page
+# cache, nobody mapping them.
+dax_cached_files() {
+	local i
+	for i in $(seq 1 8); do
+		xfs_io -f -c "truncate 256k" -c "mmap -w 0 256k" -c "mwrite -S 0x5a 0 256k" \
+			-c munmap "$1/m$i"
+	done
+}
+
 # The size in bytes of an allocation group of the filesystem on DEV.
 dax_agbytes() {
 	agblocks=$(xfs_db -r -c "sb 0" -c "p agblocks" "$1" | sed 's/.* = //')

@@ -11,10 +11,29 @@
 # log, the fsynced file is byte-identical and xfs_repair -n or e2fsck -fn
 # finds nothing.
 #
+# Three more configurations race the removal with something else, and
+# check the same things afterwards:
+#   xfs-poison     a loop injects poison into the mapped file's pages
+#                  (inject_range, one page at a time, each page once) for
+#                  as long as dax_load runs, the removal included;
+#   xfs-dm-reload  XFS on dm-linear, a loop reloads the dm table, one
+#                  linear target and two in turn (the claims are replaced,
+#                  not handed over), suspend and resume included;
+#   umount-race    XFS with cached DAX entries and no mapping (an unmount
+#                  needs no open file), unmounted while the device is
+#                  removed, the removal started a little later each cycle;
+#                  on pmem itself in odd cycles (del_gendisk() waits for
+#                  s_umount) and on dm-linear in even ones (nothing
+#                  serialises the two).
+# Each racer must have spanned the removal: some of its operations
+# succeeded (before it) and some were refused (after it: the pages and the
+# block device are gone).
+#
 # DPF_LOAD_CYCLES (default 1) sets the number of cycles: make check runs
-# one, make stress 20 (100 removals). With more than one cycle each
+# one, make stress 20 (160 removals). With more than one cycle each
 # configuration reports one result for all its cycles, and a summary line
-# gives the removals, the time and the failures.
+# gives the removals, the time and the failures. DPF_LOAD_CONFIGS (default
+# all eight, in the order above) runs only the configurations it names.
 #
 # Needs one NVDIMM region of at least 2 GiB with a label area, ndctl,
 # dmsetup, mkfs.xfs, mkfs.ext4, xfs_repair, e2fsck, xfs_io and a kernel with
@@ -26,42 +45,139 @@ DIR=$(cd "$(dirname "$0")" && pwd)
 
 MNT=/mnt/load_failure
 LOAD="$DIR/dax_load"
+INJECT=/sys/kernel/debug/dev_pagemap_failure/inject_range
 CYCLES=${DPF_LOAD_CYCLES:-1}
-CONFIGS="xfs-rmapbt1 xfs-rmapbt0 ext4 xfs-dm devdax"
+CONFIGS=${DPF_LOAD_CONFIGS:-xfs-rmapbt1 xfs-rmapbt0 ext4 xfs-dm devdax xfs-poison xfs-dm-reload \
+umount-race}
+NCONFIGS=$(echo $CONFIGS | wc -w)
 
 # note CONFIG CYCLE MESSAGE: why a cycle failed, for the log.
 note() {
 	ktap_print_msg "$1, cycle $2: $3"
 }
 
+# poison_loop FILE: inject poison into the pages of FILE (16 MiB in one
+# extent, preallocated on an empty filesystem), one page at a time in an
+# order that visits each once, until /tmp/racer.stop appears.
+poison_loop() {
+	local pfn n=0 ok=0
+	pfn=$("$DIR/dax_poison" -P "$1")
+	while [ ! -e /tmp/racer.stop ] && [ $n -lt 4096 ]; do
+		echo "$((pfn + n * 61 % 4096)) 1" > "$INJECT" 2>/dev/null && ok=$((ok + 1))
+		n=$((n + 1))
+	done
+	echo "$ok of $n injections accepted" > /tmp/racer.count
+}
+
+# reload_loop DM: reload the table of the dm device DM over $pmem until
+# /tmp/racer.stop appears, one linear target and two in turn.
+reload_loop() {
+	local sectors half n=0 ok=0
+	sectors=$(dax_sectors "$pmem")
+	half=$((sectors / 2))
+	printf '0 %s linear /dev/%s 0\n' "$sectors" "$pmem" > /tmp/reload-1
+	printf '0 %s linear /dev/%s 0\n%s %s linear /dev/%s %s\n' "$half" "$pmem" \
+		"$half" "$((sectors - half))" "$pmem" "$half" > /tmp/reload-2
+	while [ ! -e /tmp/racer.stop ]; do
+		dmsetup reload --noudevsync "$1" "/tmp/reload-$((n % 2 + 1))" 2>/dev/null &&
+			dmsetup resume --noudevsync "$1" 2>/dev/null && ok=$((ok + 1))
+		n=$((n + 1))
+	done
+	echo "$ok of $n reloads done" > /tmp/racer.count
+}
+
+# start_racer CONFIG FILE: start what races the removal in CONFIG, if
+# anything, in the background; stop_racer CONFIG CYCLE stops it, reports
+# what it did and fails unless it spanned the removal.
+start_racer() {
+	racer=
+	rm -f /tmp/racer.stop /tmp/racer.count
+	case $1 in
+	xfs-poison) poison_loop "$2" & ;;
+	xfs-dm-reload) reload_loop dpf-load & ;;
+	*) return 0 ;;
+	esac
+	racer=$!
+}
+
+stop_racer() {
+	local count
+	[ -n "$racer" ] || return 0
+	touch /tmp/racer.stop
+	wait_gone 60 $racer ||
+		{ note "$1" "$2" "the racer does not stop"; stacks $racer; return 1; }
+	count=$(cat /tmp/racer.count 2>/dev/null)
+	ktap_print_msg "$1, cycle $2: ${count:-no count}"
+	# shellcheck disable=SC2086
+	set -- "$1" "$2" $count
+	[ $# -ge 5 ] && [ "$3" -gt 0 ] && [ "$3" -lt "$5" ] && return 0
+	note "$1" "$2" "the racer did not span the removal"
+	return 1
+}
+
 # load_removal CONFIG CYCLE PATH REMOVE: dax_load on PATH removing with
-# REMOVE; fails if the probe fails or its process does not exit.
+# REMOVE, once the racer of CONFIG runs; fails if the probe fails, its
+# process does not exit or the racer did nothing. The removal starts 300 to
+# 800 ms into the load, a different time each cycle.
 load_removal() {
 	local out=/tmp/dax_load.out pid
-	"$LOAD" -t 8 -s 16 -r "$4" "$3" > "$out" 2>&1 &
+	start_racer "$1" "$3"
+	"$LOAD" -t 8 -s 16 -w $((300 + $2 * 131 % 500)) -r "$4" "$3" > "$out" 2>&1 &
 	pid=$!
 	if ! wait_gone 120 $pid; then
 		note "$1" "$2" "dax_load still running 120 s after it started"
 		stacks $pid
 		kill -9 $pid 2>/dev/null
+		stop_racer "$1" "$2"
 		return 1
 	fi
 	wait $pid
 	local rc=$?
 	sed 's/^/    /' "$out"
 	[ $rc -eq 0 ] || note "$1" "$2" "dax_load failed ($rc)"
+	stop_racer "$1" "$2" || rc=1
 	return $rc
+}
+
+# umount_removal CYCLE UNBIND: unmount $MNT and, 0 to 0.9 s later (by
+# CYCLE), write UNBIND; both must complete, and the filesystem must be
+# unmounted at the end (a second umount after the removal may do it).
+umount_removal() {
+	local um removal rc overlap
+	dax_cached_files "$MNT"
+	umount "$MNT" &
+	um=$!
+	sleep "0.$(($1 * 7 % 10))"
+	overlap=no
+	alive $um && overlap=yes
+	sh -c "echo ${2#*=} > ${2%%=*}" &
+	removal=$!
+	if ! wait_gone 60 $um $removal; then
+		note umount-race "$1" "the umount or the removal still runs 60 s later"
+		stacks $um $removal
+		return 1
+	fi
+	wait $um
+	rc=$?
+	ktap_print_msg "umount-race, cycle $1: umount returned $rc; it still ran when the" \
+		"removal started: $overlap"
+	grep -q " $MNT " /proc/mounts && ! umount "$MNT" &&
+		{ note umount-race "$1" "no unmount after removal"; return 1; }
+	return 0
 }
 
 # fs_cycle CONFIG CYCLE: one removal of a filesystem configuration.
 fs_cycle() {
-	local config=$1 cycle=$2 dev=/dev/$pmem fsck sum unbind ok=1
+	local config=$1 cycle=$2 dev=/dev/$pmem fsck sum unbind ok=1 dm=0
 	case $config in
-	xfs-dm)
+	xfs-dm*) dm=1 ;;
+	umount-race) [ $((cycle % 2)) -eq 0 ] && dm=1 ;;
+	esac
+	if [ $dm = 1 ]; then
 		dm_create dpf-load "0 $(dax_sectors "$pmem") linear /dev/$pmem 0" ||
 			{ note "$config" "$cycle" "no dm device"; return 1; }
-		dev=/dev/mapper/dpf-load ;;
-	esac
+		dev=/dev/mapper/dpf-load
+	fi
 	case $config in
 	xfs-rmapbt0) mkfs.xfs -f -q -m rmapbt=0 "$dev" ;;
 	ext4) mkfs.ext4 -q -F -b 4096 "$dev" ;;
@@ -75,14 +191,18 @@ fs_cycle() {
 	mount -o dax=always "$dev" "$MNT" || { note "$config" "$cycle" "no mount"; return 1; }
 	xfs_io -f -c "pwrite -q -S 0x$((cycle % 9 + 1))5 0 1m" -c fsync "$MNT/keep" >/dev/null
 	sum=$(md5sum < "$MNT/keep")
-	xfs_io -f -c "falloc 0 16m" "$MNT/data"
 	unbind=$(dax_unbind_arg "$pmem")
-	load_removal "$config" "$cycle" "$MNT/data" "$unbind" || ok=0
-	umount "$MNT" || { note "$config" "$cycle" "no unmount after removal"; ok=0; }
-	[ "$config" = xfs-dm ] && { dm_remove dpf-load || ok=0; }
+	if [ $config = umount-race ]; then
+		umount_removal "$cycle" "$unbind" || ok=0
+	else
+		xfs_io -f -c "falloc 0 16m" "$MNT/data"
+		load_removal "$config" "$cycle" "$MNT/data" "$unbind" || ok=0
+		umount "$MNT" || { note "$config" "$cycle" "no unmount after removal"; ok=0; }
+	fi
+	[ $dm = 1 ] && { dm_remove dpf-load || ok=0; }
 	dax_rebind "$unbind"
 	dax_wait_blockdev "$pmem" || { note "$config" "$cycle" "no $pmem after rebind"; return 1; }
-	[ "$config" = xfs-dm ] &&
+	[ $dm = 1 ] &&
 		{ dm_create dpf-load "0 $(dax_sectors "$pmem") linear /dev/$pmem 0" || return 1; }
 	# The mount replays the log; then the filesystem must check clean.
 	if mount -o dax=always "$dev" "$MNT"; then
@@ -95,7 +215,7 @@ fs_cycle() {
 		note "$config" "$cycle" "no mount after rebind"
 		ok=0
 	fi
-	[ "$config" = xfs-dm ] && { dm_remove dpf-load || ok=0; }
+	[ $dm = 1 ] && { dm_remove dpf-load || ok=0; }
 	[ $ok = 1 ]
 }
 
@@ -114,7 +234,7 @@ devdax_cycle() {
 }
 
 ktap_print_header
-ktap_set_plan 5
+ktap_set_plan $NCONFIGS
 dpf_set_mode ranged
 dax_setup_namespaces fsdax 1024M devdax 512M
 ktap_print_msg "fsdax: ${pmem:-none} devdax: ${dax:-none}, $CYCLES cycle(s)"
@@ -143,11 +263,11 @@ while [ $cycle -le "$CYCLES" ]; do
 	cycle=$((cycle + 1))
 done
 t1=$(date +%s)
-ktap_print_msg "load: $((CYCLES * 5)) removals in $CYCLES cycle(s), $((t1 - t0)) s," \
+ktap_print_msg "load: $((CYCLES * NCONFIGS)) removals in $CYCLES cycle(s), $((t1 - t0)) s," \
 	"$failed failed"
 for config in $CONFIGS; do
 	eval "good=\$good_$(echo $config | tr - _)"
-	ktap_test_result "$config: $good of $CYCLES removals under load clean" \
+	ktap_test_result "$config: $good of $CYCLES removals clean" \
 		[ "$good" -eq "$CYCLES" ]
 done
 ktap_finished
