@@ -21,10 +21,11 @@
 #                  not handed over), suspend and resume included;
 #   umount-race    XFS with cached DAX entries and no mapping (an unmount
 #                  needs no open file), unmounted while the device is
-#                  removed, the removal started a little later each cycle;
-#                  on pmem itself in odd cycles (del_gendisk() waits for
-#                  s_umount) and on dm-linear in even ones (nothing
-#                  serialises the two).
+#                  removed, one started 0 to 180 ms after the other, the
+#                  unmount first in half the cycles, the removal in the
+#                  others; on pmem itself in odd cycles (del_gendisk()
+#                  waits for s_umount) and on dm-linear in even ones
+#                  (nothing serialises the two).
 # Each racer must have spanned the removal: some of its operations
 # succeeded (before it) and some were refused (after it: the pages and the
 # block device are gone).
@@ -139,19 +140,33 @@ load_removal() {
 	return $rc
 }
 
-# umount_removal CYCLE UNBIND: unmount $MNT and, 0 to 0.9 s later (by
-# CYCLE), write UNBIND; both must complete, and the filesystem must be
-# unmounted at the end (a second umount after the removal may do it).
+# umount_removal CYCLE UNBIND: unmount $MNT and write UNBIND, one 0 to
+# 180 ms after the other (by CYCLE; an unmount takes about 150 ms here),
+# the unmount first in cycles 1, 2, 5, 6, ... and the removal first in the
+# others; both must complete, and the filesystem must be unmounted at the
+# end (a second umount after the removal may do it). Says whether the
+# first was still running when the second started.
 umount_removal() {
-	local um removal rc overlap
+	local um removal rc overlap=no first=umount
+	[ $((($1 - 1) / 2 % 2)) -eq 1 ] && first=removal
 	dax_cached_files "$MNT"
-	umount "$MNT" &
-	um=$!
-	sleep "0.$(($1 * 7 % 10))"
-	overlap=no
-	alive $um && overlap=yes
-	sh -c "echo ${2#*=} > ${2%%=*}" &
-	removal=$!
+	if [ $first = umount ]; then
+		umount "$MNT" &
+		um=$!
+	else
+		sh -c "echo ${2#*=} > ${2%%=*}" &
+		removal=$!
+	fi
+	sleep "0.$(printf %02d $(($1 * 7 % 10 * 2)))"
+	if [ $first = umount ]; then
+		alive $um && overlap=yes
+		sh -c "echo ${2#*=} > ${2%%=*}" &
+		removal=$!
+	else
+		alive $removal && overlap=yes
+		umount "$MNT" &
+		um=$!
+	fi
 	if ! wait_gone 60 $um $removal; then
 		note umount-race "$1" "the umount or the removal still runs 60 s later"
 		stacks $um $removal
@@ -159,8 +174,8 @@ umount_removal() {
 	fi
 	wait $um
 	rc=$?
-	ktap_print_msg "umount-race, cycle $1: umount returned $rc; it still ran when the" \
-		"removal started: $overlap"
+	ktap_print_msg "umount-race, cycle $1: $first first; umount returned $rc; the" \
+		"first still ran when the second started: $overlap"
 	grep -q " $MNT " /proc/mounts && ! umount "$MNT" &&
 		{ note umount-race "$1" "no unmount after removal"; return 1; }
 	return 0
