@@ -11,7 +11,7 @@
  *	(aligned, as devdax requires), touches 16 of its pages and unmaps it.
  *	After MS milliseconds (default 300) the main thread writes VALUE to
  *	FILE (a sysfs unbind file), which removes the device, and marks the
- *	time it returned. The threads go on for another 500 ms.
+ *	time it returned. The threads go on for another 2 s.
  *
  * Expect: the removal returns; no access that started after it returned
  * succeeds (each access reads the mark before it touches the page); every
@@ -220,7 +220,7 @@ int main(int argc, char **argv)
 	ksft_test_result(ret == (ssize_t)strlen(value), "removal returned (%.1f ms)\n",
 			 t1 - t0);
 
-	usleep(500 * 1000);
+	usleep(2000 * 1000);
 	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
 	for (long i = 0; i < threads; i++) {
 		struct worker *w = &workers[i];
