@@ -13,13 +13,25 @@
 # directory's Makefile does not name yet is not part of the kernel at that
 # commit and is skipped. The standalone fixes at the head of the series
 # (patches/fixes/) are built once more without Rust (config/norust.config),
-# as a maintainer who takes only them would. Single-object builds with
-# ccache, in build trees kept across runs, so that only what changed between
-# commits is compiled again; a commit already verified with the same
-# configuration and script is not built again: its stamp names the
-# content the builds read (the tree without tools/testing/selftests/ and
-# Documentation/, and the objects), so a change to a selftest does not
-# rebuild every later commit.
+# as a maintainer who takes only them would.
+#
+# The head of the series is built every time, verified before or not, and
+# is what make check's compile-only tests judge: its build tree then holds
+# the core's object in the production configuration, and every C object of
+# the series that a kernel without the feature compiles is built once more
+# without Rust, the configuration of a distribution kernel without the
+# feature (the feature depends on RUST, and scripts/check.sh fails if any C
+# file of the series tests CONFIG_RUST, so a kernel with Rust and without
+# the feature compiles the same C).
+#
+# Single-object builds with ccache, in build trees kept across runs, so
+# that only what changed between commits is compiled again. A tree is
+# configured again only when what its configuration is made of (every
+# Kconfig file, the fragments, the toolchain) changed since it was last
+# configured. A commit already verified with the same configuration and
+# script is not built again: its stamp names the content the builds read
+# (the tree without tools/testing/selftests/ and Documentation/, and the
+# objects), so a change to a selftest does not rebuild every later commit.
 . "$(dirname "$0")/common.sh"
 
 src=$DPF_CACHE/bisect-src
@@ -35,12 +47,22 @@ export DPF_CLANG=clang$LLVM_SUFFIX
 kmake=(make -C "$src" LLVM="$LLVM_SUFFIX" CC="$DPF_TOP/scripts/ccache-clang"
        -j"$(($(nproc) + 1))")
 
-# configure O FRAGMENT: allnoconfig + base.config + FRAGMENT in build tree O.
+# configure O FRAGMENT: allnoconfig + base.config + FRAGMENT in build tree O,
+# unless O was configured from the same Kconfig files, fragments and
+# toolchain (a third of a commit's time went into configuring).
 configure() {
+	local made_of
+	made_of=$({ git -C "$src" ls-tree -r HEAD | grep -E $'\t(.*/)?Kconfig[^/]*$'
+		    cat "$DPF_TOP/config/base.config" "$2"
+		    "$DPF_CLANG" --version; rustc --version; } | sha256sum | cut -c1-16)
+	[ -f "$1/.config" ] && [ "$(cat "$1/.dpf-configured" 2>/dev/null)" = "$made_of" ] &&
+		return 0
+	rm -f "$1/.dpf-configured"
 	"${kmake[@]}" O="$1" -s allnoconfig &&
 	(cd "$src" && scripts/kconfig/merge_config.sh -m -O "$1" "$1/.config" \
 		"$DPF_TOP/config/base.config" "$2") &&
-	"${kmake[@]}" O="$1" -s olddefconfig
+	"${kmake[@]}" O="$1" -s olddefconfig &&
+	echo "$made_of" > "$1/.dpf-configured"
 }
 
 # Whether the tree at this commit builds OBJECT: its directory's Makefile
@@ -86,9 +108,14 @@ object_of() {
 	esac
 }
 
+# C objects that only a kernel with the feature compiles: their Makefile
+# lines depend on it.
+feature_only='^(mm/dev_pagemap_failure\.o|mm/dev_pagemap_failure_helpers\.o|drivers/md/dm-dax-failure\.o)$'
+
 objects=()
 failed=0 checked=0
 n=0
+head=$(git -C "$KTREE" rev-parse dpf)
 for commit in $(git -C "$KTREE" rev-list --reverse "$KBASE_TAG..dpf"); do
 	n=$((n + 1))
 	subject=$(git -C "$KTREE" log -1 --format=%s "$commit")
@@ -102,18 +129,19 @@ for commit in $(git -C "$KTREE" rev-list --reverse "$KBASE_TAG..dpf"); do
 	# Kconfig or Makefile changes make more of the touched objects buildable.
 	git -C "$KTREE" diff-tree --no-commit-id --name-only -r "$commit" |
 		grep -qE '(^|/)(Kconfig|Makefile)$' && added=1
-	[ "$added" = 1 ] || continue
+	[ "$added" = 1 ] || [ "$commit" = "$head" ] || continue
 	# What the builds read: the commit's tree without the selftests and the
 	# documentation (no kernel object is built from them), and the objects.
 	content=$({ git -C "$KTREE" ls-tree -r "$commit" |
 			grep -vE $'\t(tools/testing/selftests|Documentation)/'
 		    echo "${objects[*]}"; } | sha256sum | cut -c1-16)
 	stamp=$verified/$content-$inputs-$n-$nfix
-	if [ -e "$stamp" ]; then
+	if [ -e "$stamp" ] && [ "$commit" != "$head" ]; then
 		checked=$((checked + 1))
 		echo "  $n: verified before at \"$subject\""
 		continue
 	fi
+	started=$SECONDS
 	git -C "$src" checkout -q --detach "$commit"
 	log="$logs/$(printf '%02d' "$n").log"
 	# Configuring talks about overridden options; only the builds are judged.
@@ -130,6 +158,12 @@ for commit in $(git -C "$KTREE" rev-list --reverse "$KBASE_TAG..dpf"); do
 		configure "$norust" "$DPF_TOP/config/norust.config" >> "$log.config" 2>&1 &&
 			build "$norust" "$log" "${objects[@]}" ||
 			{ echo "  $n: the fix does not build without Rust (log: $log)"; failed=$((failed + 1)); }
+	elif [ "$commit" = "$head" ]; then
+		# The whole series in a kernel without Rust, so without the feature.
+		mapfile -t plain < <(printf '%s\n' "${objects[@]}" | grep -Ev "$feature_only")
+		configure "$norust" "$DPF_TOP/config/norust.config" >> "$log.config" 2>&1 &&
+			build "$norust" "$log" "${plain[@]}" ||
+			{ echo "  $n: the series does not build without Rust (log: $log)"; failed=$((failed + 1)); }
 	fi
 	if grep -qE '(warning|error):' "$log"; then
 		echo "  $n: warnings at \"$subject\" (log: $log)"
@@ -140,8 +174,9 @@ for commit in $(git -C "$KTREE" rev-list --reverse "$KBASE_TAG..dpf"); do
 	[ "$failed" -eq 0 ] && touch "$stamp"
 	alone=
 	[ "$n" -le "$nfix" ] && alone=", also without Rust"
-	echo "  $n: ${#built[@]} builds of the touched objects pass at \"$subject\"$alone${skipped:+ (not in the build yet: ${skipped[*]})}"
+	[ "$commit" = "$head" ] && alone=", and ${#plain[@]} of them again without Rust"
+	echo "  $n: ${#built[@]} builds of the touched objects pass at \"$subject\"$alone${skipped:+ (not in the build yet: ${skipped[*]})}, $((SECONDS - started)) s"
 done
 git -C "$src" checkout -q --detach dpf 2>/dev/null || true
-echo "bisect: $checked commits built, $failed failures"
+echo "bisect: $checked commits built, $failed failures, $SECONDS s"
 [ "$failed" -eq 0 ]

@@ -15,9 +15,12 @@ rm -rf "$logs"
 mkdir -p "$logs"
 passed=0 failed=0
 
+# Each stage says when it starts, so a slow one shows in the log.
+stage() { log "check: $* ($((SECONDS / 60)) min $((SECONDS % 60)) s in)"; }
 pass() { passed=$((passed + 1)); echo "  PASS  $*"; }
 fail() { failed=$((failed + 1)); echo "  FAIL  $*"; }
 finish() {
+	stage "done"
 	echo
 	echo "$passed passed, $failed failed"
 	[ "$failed" -eq 0 ]
@@ -35,12 +38,16 @@ setup() {
 	fi
 }
 
-log "check: set-up (packages, kernel source, tree)"
+stage "set-up (packages, kernel source, tree)"
+# The kernel source is fetched beside the packages (network and disk, not
+# the compiler); if that fails, it is fetched once more on its own.
+"$DPF_TOP/scripts/source.sh" > "$logs/source.log" 2>&1 &
+source_pid=$!
 setup deps "$DPF_TOP/scripts/deps.sh"
-setup source "$DPF_TOP/scripts/source.sh"
+wait $source_pid || setup source "$DPF_TOP/scripts/source.sh"
 setup tree "$DPF_TOP/scripts/tree.sh"
 
-log "check: host tests (cargo test)"
+stage "host tests (cargo test)"
 host=$DPF_TOP/tools/testing/dev_pagemap_failure
 if (cd "$host" && CARGO_TARGET_DIR=$DPF_OUT/host-target cargo test --locked 2>&1) > "$logs/host.log"; then
 	host_rc=0
@@ -57,7 +64,7 @@ if [ $host_rc -ne 0 ] && [ "$hf" -eq 0 ]; then
 fi
 [ "$hp" -gt 0 ] || fail "host tests: no test ran"
 
-log "check: lint"
+stage "lint"
 # Every Rust file of the core, listed in the kernel tree.
 if (cd "$KTREE" && rustfmt --check --edition 2021 --config-path .rustfmt.toml \
 	mm/dev_pagemap_failure.rs mm/dev_pagemap_failure/*.rs rust/kernel/memremap.rs) > "$logs/rustfmt.log" 2>&1 &&
@@ -82,7 +89,7 @@ else
 	fail "checkpatch --strict (log: $logs/checkpatch.log)"
 fi
 
-log "check: debug kernel"
+stage "debug kernel"
 # Recompile the core every time, so its rustc and clippy diagnostics are in
 # this build's log; any Rust diagnostic in the log fails the lint.
 touch "$KTREE/mm/dev_pagemap_failure.rs"
@@ -94,49 +101,49 @@ else
 	grep -E -A8 '^(warning|error)(\[|:)' "$logs/kernel-debug.log" | head -n 60
 	fail "rustc/clippy diagnostics in the kernel build (log: $logs/kernel-debug.log)"
 fi
-setup kernel-production "$DPF_TOP/scripts/kernel.sh" production mm/dev_pagemap_failure.o
-# The test interfaces are in the debug object (so the check can fail) and in
-# no object of the production configuration, which must build silently too.
-test_files=(inject_range bench_lookup last_failure_ns inject_lockdep_bug)
-missing_in_debug=() found_in_production=()
-for name in "${test_files[@]}"; do
-	grep -qa "$name" "$KBUILD_DIR/debug/mm/dev_pagemap_failure.o" || missing_in_debug+=("$name")
-	! grep -qa "$name" "$KBUILD_DIR/production/mm/dev_pagemap_failure.o" || found_in_production+=("$name")
-done
-if [ ${#missing_in_debug[@]} -eq 0 ] && [ ${#found_in_production[@]} -eq 0 ] &&
-   ! grep -qE '^(warning|error)(\[|:)' "$logs/kernel-production.log"; then
-	pass "production configuration: the core builds silently, without test interfaces (${test_files[*]})"
-else
-	grep -E -A8 '^(warning|error)(\[|:)' "$logs/kernel-production.log" | head -n 40
-	fail "production configuration: in it: ${found_in_production[*]:-none}; missing from debug: ${missing_in_debug[*]:-none}"
-fi
-# Kernels without the feature, and without Rust: every C file of the kernel
-# series that such a kernel builds must compile there without a warning.
-# The core's helpers and device-mapper's claims are built with
-# the feature alone (their Makefile lines depend on it); the selftests are
-# userspace.
-feature_only='^(mm/dev_pagemap_failure_helpers\.c|drivers/md/dm-dax-failure\.c|tools/.*)$'
-mapfile -t series_objects < <(git -C "$KTREE" diff --name-only "$KBASE_TAG" dpf -- '*.c' |
-	grep -Ev "$feature_only" | sed 's/\.c$/.o/')
-for variant in nofeature norust; do
-	setup "kernel-$variant" "$DPF_TOP/scripts/kernel.sh" "$variant" "${series_objects[@]}"
-	if ! grep -qE '(warning|error):' "$logs/kernel-$variant.log"; then
-		pass "$variant configuration: ${#series_objects[@]} objects of the series build without warnings (${series_objects[*]})"
-	else
-		grep -E -B2 -A6 '(warning|error):' "$logs/kernel-$variant.log" | head -n 40
-		fail "$variant configuration: warnings (log: $logs/kernel-$variant.log)"
-	fi
-done
-# Every prefix of the series builds (what make patches checks too).
+stage "compile-only builds (every prefix of the series)"
+# Every prefix of the series builds (what make patches checks too), and the
+# head is built in the compile-only configurations (scripts/bisect-check.sh):
+# production (the feature on, without its test interfaces) and without Rust.
+bisect_ok=0
 if "$DPF_TOP/scripts/bisect-check.sh" "$logs/bisect" > "$logs/bisect.log" 2>&1; then
+	bisect_ok=1
 	pass "bisectable: $(tail -n1 "$logs/bisect.log")"
 else
 	cat "$logs/bisect.log" | tail -n 30
 	fail "bisectable series (log: $logs/bisect.log)"
 fi
+# The test interfaces are in the debug object (so the check can fail) and in
+# no object of the production configuration: the head's, which the bisect
+# check builds whether it verified the head before or not.
+production=$KBUILD_DIR/bisect
+test_files=(inject_range bench_lookup last_failure_ns inject_lockdep_bug)
+missing_in_debug=() found_in_production=()
+for name in "${test_files[@]}"; do
+	grep -qa "$name" "$KBUILD_DIR/debug/mm/dev_pagemap_failure.o" || missing_in_debug+=("$name")
+	! grep -qa "$name" "$production/mm/dev_pagemap_failure.o" || found_in_production+=("$name")
+done
+if [ ${#missing_in_debug[@]} -eq 0 ] && [ ${#found_in_production[@]} -eq 0 ] &&
+   grep -qx 'CONFIG_DEV_PAGEMAP_FAILURE=y' "$production/.config" &&
+   ! grep -qE '^CONFIG_(DEV_PAGEMAP_FAILURE_TEST|DEV_PAGEMAP_FAILURE_KUNIT_TEST|KUNIT)=' "$production/.config" &&
+   [ $bisect_ok = 1 ] && [ -f "$production/mm/dev_pagemap_failure.o" ]; then
+	pass "production configuration: the core builds silently, without test interfaces (${test_files[*]})"
+else
+	fail "production configuration ($production): in it: ${found_in_production[*]:-none}; missing from debug: ${missing_in_debug[*]:-none}"
+fi
+# A kernel with Rust and without the feature compiles the series' C exactly
+# as one without Rust does, which the bisect check builds, as long as no C
+# file of the series tests CONFIG_RUST.
+rust_tests=$(git -C "$KTREE" diff "$KBASE_TAG" dpf -- '*.c' '*.h' | grep -E '^\+.*CONFIG_RUST\b' || true)
+if [ -z "$rust_tests" ]; then
+	pass "feature off: no C file of the series tests CONFIG_RUST, so the build without Rust stands for it"
+else
+	echo "$rust_tests" | head -n 10
+	fail "feature off: the series' C tests CONFIG_RUST; build it with Rust and without the feature too"
+fi
 setup initramfs "$DPF_TOP/scripts/initramfs.sh"
 
-log "check: guest run (debug kernel, QEMU TCG, 2 GiB NVDIMM)"
+stage "guest run (debug kernel, QEMU TCG, 2 GiB NVDIMM)"
 run=$DPF_OUT/runs/debug-check
 "$DPF_TOP/scripts/vm.sh" -k debug -t "${DPF_GUEST_TIMEOUT:-1200}" -o "$run" \
 	-a "${DPF_GUEST_ARGS:-}" check || true

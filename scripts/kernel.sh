@@ -4,10 +4,10 @@
 # Configure and build one kernel variant: kernel.sh VARIANT [TARGET...]
 #
 # VARIANT is release, debug, or one of the compile-only variants
-# (production, nofeature, norust; see config/); without TARGETs the bzImage is
-# built and linked into out/VARIANT/, with TARGETs only those (single
-# objects such as mm/dev_pagemap_failure.o: how make check compiles the
-# production configuration without building and booting a third kernel).
+# (production, norust; see config/, and scripts/bisect-check.sh, which
+# builds them in make check); without TARGETs the bzImage is built and
+# linked into out/VARIANT/, with TARGETs only those (single objects such as
+# mm/dev_pagemap_failure.o).
 #
 # The configuration is allnoconfig + config/base.config + config/<variant>.config.
 # After olddefconfig every option a fragment asks for is checked, and the

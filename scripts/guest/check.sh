@@ -38,7 +38,9 @@ for t in dax_failure ext4_failure dm_failure writecache_failure load_failure mod
 	*",$t,"*) ;;
 	*) continue ;;
 	esac
+	started=$(cut -d. -f1 /proc/uptime)
 	"/dpf/selftests/$t.sh" || rc=1
+	echo "# $t.sh: $(($(cut -d. -f1 /proc/uptime) - started)) s"
 done
 
 if [ -w /sys/kernel/debug/kmemleak ]; then
