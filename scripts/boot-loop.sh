@@ -27,8 +27,7 @@ died=0
 for i in $(seq "$loops"); do
 	DPF_TCG_THREAD=$thread "$DPF_TOP/scripts/vm.sh" -k release -s "$size" -t 600 \
 		-o "$runs/$i" -a "dpf.boot_ns=$ns" boot >/dev/null 2>&1 || true
-	report=$(grep -aE -m1 'Oops|BUG[: ]|Kernel panic|general protection fault' \
-		"$runs/$i/console.log" | sed 's/^\[ *[0-9.]*\] //' || true)
+	report=$(crash_line "$runs/$i/console.log")
 	status=$(cat "$runs/$i/status")
 	if [ "$status" != "exit 0" ]; then
 		died=$((died + 1))

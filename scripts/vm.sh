@@ -129,8 +129,7 @@ fi
 first_result='(^|\] +)(not )?ok [0-9]+ |^BENCH (removal|ext4|storm|lookup|ag0) |^DEMO remove '
 if [ "${status#exit }" = "$status" ] &&
    ! grep -qaE "$first_result" "$rundir/results.log" "$rundir/console.log"; then
-	report=$(grep -aE -m1 'Oops|BUG[: ]|Kernel panic|general protection fault' \
-		"$rundir/console.log" | sed 's/^\[ *[0-9.]*\] //')
+	report=$(crash_line "$rundir/console.log")
 	status="infra: the guest died before its first test ($status): ${report:-no kernel report}"
 	warn "infrastructure error, not a test failure: $status"
 fi

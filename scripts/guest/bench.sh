@@ -30,7 +30,6 @@ MNT=/mnt/bench
 # group it loops), and 512 MiB of mappings fit even on a 1 GiB device.
 PROCS=4
 FILES=2
-INJECT=/sys/kernel/debug/dev_pagemap_failure/inject_range
 LOOKUP=/sys/kernel/debug/dev_pagemap_failure/bench_lookup
 LAST=/sys/kernel/debug/dev_pagemap_failure/last_failure_ns
 

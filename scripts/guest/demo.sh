@@ -80,7 +80,7 @@ writecache() {
 	dmesg -c >/dev/null
 	# busybox date has no %N: the uptime, in 10 ms steps.
 	t0=$(cut -d' ' -f1 /proc/uptime)
-	echo "${unbind#*=}" > "${unbind%%=*}"
+	dax_unbind "$unbind"
 	rc=$?
 	t1=$(cut -d' ' -f1 /proc/uptime)
 	echo "# removal: unbind of $cache returned $rc after" \

@@ -20,7 +20,6 @@ MNT=/mnt/dax_failure
 SIZE_MB=16
 PROBE="$DIR/dax_stale_mapping"
 POISON="$DIR/dax_poison"
-INJECT=/sys/kernel/debug/dev_pagemap_failure/inject_range
 
 # mkfs.xfs OPTS on $pmem and mount it dax=always.
 xfs_mount() {
@@ -286,7 +285,7 @@ pin_round() {
 		{ stacks $um
 		  race_abort "the $evictor is not held in the pinned eviction"
 		  return; }
-	sh -c "echo ${unbind#*=} > ${unbind%%=*}" &
+	dax_unbind "$unbind" &
 	removal=$!
 	sleep 2
 	if alive $removal; then
@@ -348,11 +347,11 @@ pinned=$?
 unbind=$(dax_unbind_arg "$pmem")
 dunbind=$(dax_unbind_arg "$dax")
 dmesg -c >/dev/null
-sh -c "echo ${unbind#*=} > ${unbind%%=*}" &
+dax_unbind "$unbind" &
 removal=$!
 [ $pinned -eq 0 ] && wait_in_kernel $removal dax_revoke_sb_mappings
 result "pinned page: the removal waits in the sweep"
-sh -c "echo ${dunbind#*=} > ${dunbind%%=*}" &
+dax_unbind "$dunbind" &
 dremoval=$!
 wait_gone 20 $dremoval && alive $removal
 result "pinned page: the devdax removal completes while the pmem removal waits"
@@ -392,13 +391,10 @@ pfn=$("$POISON" -P "$(dax_file_in_ag "$MNT" 4 0 poisoned)")
 umount "$MNT"
 unbind=$(dax_unbind_arg "$pmem")
 rm -f /tmp/inject.stop
-sh -c "echo ${unbind#*=} > ${unbind%%=*}; touch /tmp/inject.stop" &
+{ dax_unbind "$unbind"; touch /tmp/inject.stop; } &
 removal=$!
-n=0
-while [ ! -e /tmp/inject.stop ] && [ $n -lt 20000 ]; do
-	echo "${pfn:-0} 1" > "$INJECT" 2>/dev/null
-	n=$((n + 1))
-done
+counts=$(dpf_inject_until /tmp/inject.stop "${pfn:-0}" 1 20000)
+n=${counts#* }
 wait_gone 120 $removal
 rc=$?
 ktap_print_msg "poison racing the end of a removal: pfn ${pfn:-?}," \

@@ -1,9 +1,29 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 #
-# Helpers shared by dax_failure.sh and the demo: namespace set-up, finding
-# the sysfs unbind file of a device, placing file data in an allocation
-# group. Sourced; sets no traps and exits nowhere.
+# Helpers shared by the selftests, the demo and the benchmark: namespace
+# set-up, removing a device and bringing it back, placing file data in an
+# allocation group, injecting poison. Sourced; sets no traps and exits
+# nowhere.
+
+# The core's test interface (CONFIG_DEV_PAGEMAP_FAILURE_TEST): "PFN COUNT"
+# written to it fails COUNT pages from PFN as a machine check would.
+INJECT=/sys/kernel/debug/dev_pagemap_failure/inject_range
+
+# dpf_inject_until STOP PFN PAGES MAX: inject poison into the PAGES pages
+# from PFN one page at a time, in an order that visits each once before any
+# twice (61 is prime to PAGES when PAGES is a power of two), until the file
+# STOP exists or MAX injections were made. Prints how many the kernel
+# accepted and how many were made; a refusal (no device there any more) is
+# counted, not fatal.
+dpf_inject_until() {
+	local n=0 ok=0
+	while [ ! -e "$1" ] && [ $n -lt "$4" ]; do
+		echo "$(($2 + n * 61 % $3)) 1" > "$INJECT" 2>/dev/null && ok=$((ok + 1))
+		n=$((n + 1))
+	done
+	echo "$ok $n"
+}
 
 # Create labelled namespaces on region0: "fsdax SIZE" and/or "devdax SIZE"
 # pairs; SIZE "all" takes what is left of the region. Sets $pmem (e.g.
@@ -72,6 +92,14 @@ dax_file_in_ag() {
 
 dax_agcount() {
 	xfs_db -r -c "sb 0" -c "p agcount" "$1" | sed 's/.* = //'
+}
+
+# Remove a device: ARG is what dax_unbind_arg printed. The write to the
+# driver's unbind file returns once the device is gone; run in the
+# background, the write is made by the background job's own process, so
+# its pid shows where the removal waits.
+dax_unbind() {
+	echo "${1#*=}" > "${1%%=*}"
 }
 
 # Undo a removal: ARG is what dax_unbind_arg printed before the device was

@@ -24,7 +24,6 @@ MNT=/mnt/dm_failure
 SIZE_MB=16
 PROBE="$DIR/dax_stale_mapping"
 POISON="$DIR/dax_poison"
-INJECT=/sys/kernel/debug/dev_pagemap_failure/inject_range
 DEVICES=/sys/kernel/debug/dev_pagemap_failure/devices
 TRACE=/sys/kernel/tracing
 EVENT=$TRACE/events/dev_pagemap_failure/dax_failure_dispatch

@@ -46,7 +46,6 @@ DIR=$(cd "$(dirname "$0")" && pwd)
 
 MNT=/mnt/load_failure
 LOAD="$DIR/dax_load"
-INJECT=/sys/kernel/debug/dev_pagemap_failure/inject_range
 CYCLES=${DPF_LOAD_CYCLES:-1}
 CONFIGS=${DPF_LOAD_CONFIGS:-xfs-rmapbt1 xfs-rmapbt0 ext4 xfs-dm devdax xfs-poison xfs-dm-reload \
 umount-race}
@@ -61,13 +60,10 @@ note() {
 # extent, preallocated on an empty filesystem), one page at a time in an
 # order that visits each once, until /tmp/racer.stop appears.
 poison_loop() {
-	local pfn n=0 ok=0
+	local pfn counts
 	pfn=$("$DIR/dax_poison" -P "$1")
-	while [ ! -e /tmp/racer.stop ] && [ $n -lt 4096 ]; do
-		echo "$((pfn + n * 61 % 4096)) 1" > "$INJECT" 2>/dev/null && ok=$((ok + 1))
-		n=$((n + 1))
-	done
-	echo "$ok of $n injections accepted" > /tmp/racer.count
+	counts=$(dpf_inject_until /tmp/racer.stop "$pfn" 4096 4096)
+	echo "${counts% *} of ${counts#* } injections accepted" > /tmp/racer.count
 }
 
 # reload_loop DM: reload the table of the dm device DM over $pmem until
@@ -154,13 +150,13 @@ umount_removal() {
 		umount "$MNT" &
 		um=$!
 	else
-		sh -c "echo ${2#*=} > ${2%%=*}" &
+		dax_unbind "$2" &
 		removal=$!
 	fi
 	sleep "0.$(printf %02d $(($1 * 7 % 10 * 2)))"
 	if [ $first = umount ]; then
 		alive $um && overlap=yes
-		sh -c "echo ${2#*=} > ${2%%=*}" &
+		dax_unbind "$2" &
 		removal=$!
 	else
 		alive $removal && overlap=yes

@@ -47,7 +47,7 @@ sleep 2
 unbind=$(dax_unbind_arg "$cache")
 dmesg -c >/dev/null
 t0=$(date +%s)
-echo "${unbind#*=}" > "${unbind%%=*}"
+dax_unbind "$unbind"
 t1=$(date +%s)
 ktap_print_msg "unbind of $cache returned after $((t1 - t0)) s"
 stopped() {
