@@ -77,14 +77,26 @@ in_build() {
 }
 
 # build O LOG OBJECT...: build each object in O that is part of the kernel
-# at this commit; records built and skipped.
+# at this commit; records built and skipped. One make for all of them (each
+# make runs kbuild's prepare checks again, two seconds with nothing to do);
+# only if that fails, one make per object, to name the ones that fail.
 build() {
-	local o out=$1 log=$2
+	local o out=$1 log=$2 wanted=()
 	shift 2
 	for o in "$@"; do
-		if ! in_build "$o"; then
+		if in_build "$o"; then
+			wanted+=("$o")
+		else
 			skipped+=("$o")
-		elif "${kmake[@]}" O="$out" "$o" >> "$log" 2>&1; then
+		fi
+	done
+	[ ${#wanted[@]} -gt 0 ] || return 0
+	if "${kmake[@]}" O="$out" "${wanted[@]}" >> "$log" 2>&1; then
+		built+=("${wanted[@]}")
+		return 0
+	fi
+	for o in "${wanted[@]}"; do
+		if "${kmake[@]}" O="$out" "$o" >> "$log" 2>&1; then
 			built+=("$o")
 		else
 			echo "  $n: $o does not build at \"$subject\" (log: $log)"
