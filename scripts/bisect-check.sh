@@ -120,8 +120,8 @@ object_of() {
 	esac
 }
 
-# C objects that only a kernel with the feature compiles: their Makefile
-# lines depend on it.
+# Objects that only a kernel with the feature compiles: the Rust core, and
+# the C whose Makefile lines depend on the feature.
 feature_only='^(mm/dev_pagemap_failure\.o|mm/dev_pagemap_failure_helpers\.o|drivers/md/dm-dax-failure\.o)$'
 
 objects=()

@@ -27,11 +27,12 @@ finish() {
 	exit
 }
 
-# Set-up: a failure here is one failed test, and nothing else can run.
+# Set-up: a failure here is one failed test, and nothing else can run. The
+# step runs in a subshell, so a helper of common.sh that dies ends only it.
 setup() {
 	local name=$1
 	shift
-	if ! "$@" > "$logs/$name.log" 2>&1; then
+	if ! ("$@") > "$logs/$name.log" 2>&1; then
 		tail -n 40 "$logs/$name.log"
 		fail "$name (log: $logs/$name.log)"
 		finish
@@ -39,12 +40,7 @@ setup() {
 }
 
 stage "set-up (packages, kernel source, tree)"
-# The kernel source is fetched beside the packages (network and disk, not
-# the compiler); if that fails, it is fetched once more on its own.
-"$DPF_TOP/scripts/source.sh" > "$logs/source.log" 2>&1 &
-source_pid=$!
-setup deps "$DPF_TOP/scripts/deps.sh"
-wait $source_pid || setup source "$DPF_TOP/scripts/source.sh"
+setup deps-and-source deps_and_source
 setup tree "$DPF_TOP/scripts/tree.sh"
 
 stage "host tests (cargo test)"

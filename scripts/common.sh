@@ -29,6 +29,8 @@ BINDGEN_VERSION=0.73.2
 export PATH=$HOME/.cargo/bin:$PATH
 
 log()  { printf '==> %s\n' "$*" >&2; }
+warn() { printf '\n!!! WARNING: %s\n\n' "$*" >&2; }
+die()  { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # The first line of a kernel crash report in the console log FILE, without
 # its timestamp; nothing (and success) if there is none. scripts/results.py
@@ -37,8 +39,6 @@ crash_line() {
 	{ grep -aE -m1 'Oops|BUG[: ]|Kernel panic|general protection fault' "$1" || true; } |
 		sed 's/^\[ *[0-9.]*\] //'
 }
-warn() { printf '\n!!! WARNING: %s\n\n' "$*" >&2; }
-die()  { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Install the packages and unpack the kernel source side by side: on a fresh
 # machine each takes minutes and they need different resources (network

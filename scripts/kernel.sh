@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Configure and build one kernel variant: kernel.sh VARIANT [TARGET...]
+# Configure and build one kernel variant that boots: kernel.sh VARIANT
 #
-# VARIANT is release, debug, or one of the compile-only variants
-# (production, norust; see config/, and scripts/bisect-check.sh, which
-# builds them in make check); without TARGETs the bzImage is built and
-# linked into out/VARIANT/, with TARGETs only those (single objects such as
-# mm/dev_pagemap_failure.o).
+# VARIANT is release or debug (see config/); the bzImage (and the modules,
+# if the variant has them) is built and linked into out/VARIANT/. The
+# compile-only configurations (production, norust) are built by
+# scripts/bisect-check.sh.
 #
 # The configuration is allnoconfig + config/base.config + config/<variant>.config.
 # After olddefconfig every option a fragment asks for is checked, and the
@@ -15,9 +14,8 @@
 # is off silently drops an option otherwise).
 . "$(dirname "$0")/common.sh"
 
-variant=${1:?usage: kernel.sh VARIANT [TARGET...]}
-shift
-targets=("$@")
+variant=${1:?usage: kernel.sh VARIANT}
+[ $# -eq 1 ] || die "usage: kernel.sh VARIANT (release or debug)"
 frag=$DPF_TOP/config/$variant.config
 [ -f "$frag" ] || die "no config fragment $frag"
 
@@ -76,12 +74,8 @@ if ! cmp -s "$cfg/.config" "$build/.config"; then
 fi
 rm -rf "$cfg"
 
-log "$variant: building ${targets[*]:-bzImage} in $build"
+log "$variant: building in $build"
 "${kmake[@]}" olddefconfig >/dev/null
-if [ ${#targets[@]} -gt 0 ]; then
-	"${kmake[@]}" "${targets[@]}"
-	exit
-fi
 kimage=(bzImage)
 grep -qx 'CONFIG_MODULES=y' "$build/.config" && kimage+=(modules)
 "${kmake[@]}" "${kimage[@]}"
