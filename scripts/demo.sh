@@ -60,7 +60,7 @@ report() {	# report SCENARIO MODE TIMEOUT DESCRIPTION RUN_DIR
 		"$con" || true; } | sed 's/^\[[ 0-9.]*\] /     /'
 	case $status in
 	"exit 0") echo "   guest: scenario finished, powered off after ${secs}s" ;;
-	timeout) echo "   guest: STILL RUNNING after the ${t}s cap (hung or still looping); killed" ;;
+	timeout*) echo "   guest: STILL RUNNING after the ${t}s cap, scaled to this machine (${status#timeout }; hung or still looping); killed" ;;
 	no-exit) echo "   guest: died before the scenario finished (${secs}s)" ;;
 	infra*) echo "   guest: ${status#infra: } (${secs}s): an infrastructure error" ;;
 	*) echo "   guest: scenario ended with $status after ${secs}s" ;;
@@ -87,7 +87,7 @@ table_row() {	# table_row SCENARIO MODE TIMEOUT RUN_DIR
 	fi
 	if grep -a -q -E 'BUG:|Oops|general protection' "$con"; then
 		outcome="Oops"
-	elif [ "$(cat "$run/status")" = timeout ]; then
+	elif [[ $(cat "$run/status") == timeout* ]]; then
 		outcome="hung, killed after ${t} s"
 	elif [ "$(cat "$run/status")" = "exit 0" ]; then
 		outcome="clean"

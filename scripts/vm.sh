@@ -4,30 +4,45 @@
 # Boot a kernel variant in QEMU (TCG) with an emulated NVDIMM, run one guest
 # script, collect the console and the results, power off.
 #
-#   vm.sh [-k release|debug] [-s NVDIMM_SIZE] [-t TIMEOUT_S] [-a KERNEL_ARGS]
-#         [-o RUN_DIR] SCRIPT|shell
+#   vm.sh [-k release|debug] [-s NVDIMM_SIZE] [-t TIMEOUT_S] [-c CEILING_S]
+#         [-a KERNEL_ARGS] [-o RUN_DIR] SCRIPT|shell
+#
+# TIMEOUT_S is the guest's time limit on the reference machine. The guest
+# measures how much slower it runs (scripts/guest/init: a "DPF-CALIBRATION
+# slowdown=PCT" line on the results port, before the script starts) and
+# the limit is scaled by that; until the line comes, 4 times the limit
+# holds. CEILING_S caps the scaled limit (what is left of CI's time, say);
+# a guest whose scaled limit does not fit under it is told so in one line,
+# and if it then runs out of time, its status says so too. A guest that
+# writes nothing to either serial port for 600 s at the measured slowdown
+# is stopped as hung.
 #
 # SCRIPT is a file under scripts/guest/ (as /dpf/SCRIPT in the guest); its
 # output goes to RUN_DIR/results.log, the kernel console to
 # RUN_DIR/console.log.  RUN_DIR/status gets one line: "exit N" (the script's
-# exit code), "timeout" or "no-exit" (the guest died before the script
-# finished), or "infra: ..." when the guest died (or hung) before its first
+# exit code), "timeout after ..." (the scaled limit), "hung: ..." (no output
+# for too long), "no-exit" (the guest died before the script finished), or "infra: ..." when the guest died (or hung) before its first
 # test gave a result: an infrastructure error (the boot, the emulator), which
 # quotes the first kernel report of the console.  It still fails the run; it
 # is never retried.  The exit code of vm.sh is 0 only for "exit 0".
+# RUN_DIR/seconds gets the guest's wall time, RUN_DIR/slowdown the
+# calibration (percent).
 . "$(dirname "$0")/common.sh"
 
-variant=release size=2G timeout=600 extra= rundir=
-while getopts "k:s:t:a:o:" opt; do
+variant=release size=2G timeout=600 ceiling= extra= rundir=
+while getopts "k:s:t:c:a:o:" opt; do
 	case $opt in
 	k) variant=$OPTARG ;;
 	s) size=$OPTARG ;;
 	t) timeout=$OPTARG ;;
+	c) ceiling=$OPTARG ;;
 	a) extra=$OPTARG ;;
 	o) rundir=$OPTARG ;;
-	*) die "usage: vm.sh [-k variant] [-s size] [-t timeout] [-a args] [-o dir] SCRIPT|shell" ;;
+	*) die "usage: vm.sh [-k variant] [-s size] [-t timeout] [-c ceiling] [-a args] [-o dir] SCRIPT|shell" ;;
 	esac
 done
+[[ $timeout =~ ^[1-9][0-9]*$ ]] || die "-t: a number of seconds, not '$timeout'"
+[ -z "$ceiling" ] || [[ $ceiling =~ ^[1-9][0-9]*$ ]] || die "-c: a number of seconds, not '$ceiling'"
 shift $((OPTIND - 1))
 script=${1:?guest script name, or shell}
 
@@ -84,24 +99,53 @@ qemu=(qemu-system-x86_64 -accel "tcg,thread=$tcg_thread" -cpu max,la57=off -smp 
       -no-reboot -display none -monitor none)
 # log_buf_len: upstream's per-page removal path logs one line per page; the
 # guest's dmesg must hold them all for the tests to count them.
-append="console=ttyS0 panic=-1 log_buf_len=16M dpf.run=$script $extra"
+append="console=ttyS0 panic=-1 log_buf_len=16M dpf.run=$script dpf.variant=$variant $extra"
 
 if [ "$script" = shell ]; then
 	exec "${qemu[@]}" -append "$append" -serial mon:stdio -serial null
 fi
 
-log "booting $variant with a $size NVDIMM: $script (timeout ${timeout}s, log in $rundir)"
+log "booting $variant with a $size NVDIMM: $script (limit ${timeout}s at the reference speed${ceiling:+, at most ${ceiling}s}, log in $rundir)"
 start=$(date +%s)
+# The limit before the guest has measured its speed, and after.
+limit=$((timeout * 4))
+[ -z "$ceiling" ] || [ "$limit" -le "$ceiling" ] || limit=$ceiling
+slowdown= too_slow= stop=
 set +e
-timeout -k 10 "$timeout" "${qemu[@]}" -append "$append" \
+"${qemu[@]}" -append "$append" \
 	-serial "file:$rundir/console.log" -serial "file:$rundir/results.log" \
 	</dev/null >"$rundir/qemu.log" 2>&1 &
 qemu_pid=$!
-# A guest that printed its exit line but halts instead of powering off (a
-# kernel without ACPI power-off) would sit until the timeout: give it 30 s
-# after the exit line, then stop QEMU.
+# Polled once a second: the calibration, the time limit, output, and the
+# exit line. A guest that printed its exit line but halts instead of
+# powering off (a kernel without ACPI power-off) would sit until the
+# limit: give it 30 s after the exit line, then stop QEMU.
+quiet_limit=600 last_size=-1 last_output=$start
 while kill -0 "$qemu_pid" 2>/dev/null; do
-	if grep -qa '^DPF-GUEST-EXIT ' "$rundir/results.log" 2>/dev/null; then
+	now=$(date +%s)
+	if [ -z "$slowdown" ] &&
+	   line=$(grep -a -m1 '^DPF-CALIBRATION ' "$rundir/results.log" 2>/dev/null); then
+		slowdown=$(sed -n 's/.* slowdown=\([0-9]*\).*/\1/p' <<< "$line")
+		[ -n "$slowdown" ] || slowdown=100
+		limit=$((timeout * slowdown / 100))
+		quiet_limit=$((600 * slowdown / 100))
+		if [ -n "$ceiling" ] && [ "$limit" -gt "$ceiling" ]; then
+			too_slow="this machine is $(awk -v s="$slowdown" 'BEGIN { printf "%.1f", s / 100 }') times slower than the reference; the guest's ${timeout}s scale to ${limit}s, but only ${ceiling}s are left (it allows at most $(awk -v c="$ceiling" -v t="$timeout" 'BEGIN { printf "%.1f", c / t }') times)"
+			warn "$too_slow"
+			limit=$ceiling
+		fi
+		log "guest $script: slowdown ${slowdown}% (time taken against the reference machine); limit ${limit}s"
+	fi
+	size_now=$(($(stat -c %s "$rundir/results.log" 2>/dev/null || echo 0) +
+		$(stat -c %s "$rundir/console.log" 2>/dev/null || echo 0)))
+	if [ "$size_now" != "$last_size" ]; then
+		last_size=$size_now last_output=$now
+	fi
+	if [ $((now - start)) -ge "$limit" ]; then
+		stop=timeout
+	elif [ $((now - last_output)) -ge "$quiet_limit" ]; then
+		stop="hung: no output for $((now - last_output))s"
+	elif grep -qa '^DPF-GUEST-EXIT ' "$rundir/results.log" 2>/dev/null; then
 		for _ in $(seq 30); do
 			kill -0 "$qemu_pid" 2>/dev/null || break
 			sleep 1
@@ -109,16 +153,24 @@ while kill -0 "$qemu_pid" 2>/dev/null; do
 		kill "$qemu_pid" 2>/dev/null
 		break
 	fi
+	if [ -n "$stop" ]; then
+		kill "$qemu_pid" 2>/dev/null
+		sleep 5
+		kill -9 "$qemu_pid" 2>/dev/null
+		break
+	fi
 	sleep 1
 done
 wait "$qemu_pid"
-rc=$?
 set -e
 elapsed=$(($(date +%s) - start))
+echo "${slowdown:-}" > "$rundir/slowdown"
 # The serial ports deliver CRLF line ends.
 sed -i 's/\r$//' "$rundir/console.log" "$rundir/results.log"
-if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
-	status=timeout
+if [ -n "$stop" ]; then
+	status=$stop
+	[ "$stop" != timeout ] || status="timeout after ${elapsed}s${slowdown:+ at ${slowdown}% of the reference speed}"
+	[ -z "$too_slow" ] || status="$status: $too_slow"
 elif exit_line=$(grep -a '^DPF-GUEST-EXIT ' "$rundir/results.log" | tail -n1) && [ -n "$exit_line" ]; then
 	status="exit $(echo "$exit_line" | cut -d' ' -f2)"
 else

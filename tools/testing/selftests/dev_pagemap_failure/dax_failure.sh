@@ -43,7 +43,7 @@ removal_scenario() {
 	dmesg -c >/dev/null
 	if [ -n "$file" ]; then
 		run_probe "$name: no page readable or writable after removal, in time" \
-			"$PROBE" -s "$SIZE_MB" -t "$limit" -r "$unbind" "$file"
+			"$PROBE" -s "$SIZE_MB" -t "$(scaled "$limit")" -r "$unbind" "$file"
 	else
 		ktap_test_fail "$name: no file with data in AG $ag"
 	fi
@@ -129,7 +129,7 @@ file=$(dax_file_in_ag "$MNT" 4 0 upstream)
 unbind=$(dax_unbind_arg "$pmem")
 if [ -n "$file" ]; then
 	run_probe "mode off (upstream + wrap fix), AG 0: removal returns, no page accessible" \
-		"$PROBE" -s 4 -t 60000 -r "$unbind" "$file"
+		"$PROBE" -s 4 -t "$(scaled 60000)" -r "$unbind" "$file"
 else
 	ktap_test_fail "mode off, data in AG 0: no file with data in AG 0"
 fi
@@ -218,7 +218,7 @@ if [ -n "$pfn" ] && [ -n "$phys" ] && [ -n "$agbytes" ]; then
 		sed 's/.*dax_failure_dispatch: //' | tr '\n' ';')"
 	ktap_print_msg "XFS: $(dmesg | grep -m1 'XFS.*Shutting down')"
 	ktap_test_result "poison across an AG boundary returns ($((t1 - t0)) s)" \
-		[ $((t1 - t0)) -lt 30 ]
+		[ $((t1 - t0)) -lt "$(scaled 30)" ]
 	[ "$(grep -c "dev=$pmem .*len=0x2000 .*owner=holder" "$TRACE/trace")" = 1 ] &&
 		dmesg_has "Corruption of on-disk metadata"
 	result "poison across an AG boundary: one call to XFS, which shuts down (AG 1 superblock)"
@@ -287,7 +287,7 @@ pin_round() {
 		  return; }
 	dax_unbind "$unbind" &
 	removal=$!
-	sleep 2
+	sleep "$(scaled 2)"
 	if alive $removal; then
 		pin_ok=1
 	else
@@ -356,7 +356,7 @@ dremoval=$!
 wait_gone 20 $dremoval && alive $removal
 result "pinned page: the devdax removal completes while the pmem removal waits"
 stacks $dremoval
-for i in $(seq 1 100); do
+for i in $(seq 1 "$(scaled 100)"); do
 	dmesg_has "removal waits for" && break
 	sleep 0.2
 done

@@ -6,6 +6,22 @@
 # allocation group, injecting poison. Sourced; sets no traps and exits
 # nowhere.
 
+# scaled N: N (seconds or milliseconds) scaled by how much slower than the
+# reference machine this guest runs: DPF_SLOWDOWN, in percent, which the
+# test harness measures before the tests start (100 when it is not set).
+# Every time limit and wait of the selftests goes through it, so a slow
+# machine gets more time and a fast one no less.
+scaled() {
+	echo $(($1 * ${DPF_SLOWDOWN:-100} / 100))
+}
+
+# The guest's uptime in whole seconds.
+dpf_uptime() {
+	local up
+	read -r up _ < /proc/uptime
+	echo "${up%.*}"
+}
+
 # The core's test interface (CONFIG_DEV_PAGEMAP_FAILURE_TEST): "PFN COUNT"
 # written to it fails COUNT pages from PFN as a machine check would.
 INJECT=/sys/kernel/debug/dev_pagemap_failure/inject_range
@@ -135,10 +151,10 @@ dax_sectors() {
 	cat "/sys/class/block/$1/size"
 }
 
-# Wait up to 2 s for /dev/DEV to appear after a rebind (there is no udev in
-# the test guest; devtmpfs creates the node asynchronously).
+# Wait up to 2 s (scaled) for /dev/DEV to appear after a rebind (there is
+# no udev in the test guest; devtmpfs creates the node asynchronously).
 dax_wait_blockdev() {
-	for i in 1 2 3 4 5 6 7 8 9 10; do
+	for i in $(seq 1 "$(scaled 10)"); do
 		[ -b "/dev/$1" ] && return 0
 		sleep 0.2
 	done
@@ -211,13 +227,15 @@ alive() {	# alive PID: is PID still running (not a zombie)?
 	[ -n "$1" ] && [ -d "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null
 }
 
-wait_gone() {	# wait_gone SECONDS PID...: wait up to SECONDS for every PID
-	local n=0 limit=$(($1 * 5)) pid
+# wait_gone SECONDS PID...: wait up to SECONDS (scaled) of guest time for
+# every PID to end.
+wait_gone() {
+	local deadline pid
+	deadline=$(($(dpf_uptime) + $(scaled "$1")))
 	shift
 	for pid in "$@"; do
 		while alive "$pid"; do
-			[ $n -ge $limit ] && return 1
-			n=$((n + 1))
+			[ "$(dpf_uptime)" -ge $deadline ] && return 1
 			sleep 0.2
 		done
 	done
@@ -228,11 +246,11 @@ in_kernel() {
 	grep -q "$2" "/proc/$1/stack" 2>/dev/null
 }
 
-# wait_in_kernel PID FUNCTION: wait up to 20 s, while PID runs, until
-# FUNCTION is on its kernel stack; fails if it never is.
+# wait_in_kernel PID FUNCTION: wait up to 20 s (scaled), while PID runs,
+# until FUNCTION is on its kernel stack; fails if it never is.
 wait_in_kernel() {
 	local i
-	for i in $(seq 1 100); do
+	for i in $(seq 1 "$(scaled 100)"); do
 		in_kernel "$1" "$2" && return 0
 		alive "$1" || break
 		sleep 0.2
@@ -241,13 +259,14 @@ wait_in_kernel() {
 }
 
 # start_pinner FILE OUT: run dax_pin on FILE in the background, its output in
-# OUT, and set $pinner to its PID; fails if it has not pinned within 10 s.
+# OUT, and set $pinner to its PID; fails if it has not pinned within 10 s
+# (scaled).
 start_pinner() {
 	local i
 	: > "$2"
 	"$DIR/dax_pin" "$1" > "$2" &
 	pinner=$!
-	for i in $(seq 1 20); do
+	for i in $(seq 1 "$(scaled 20)"); do
 		grep -q pinned "$2" && return 0
 		sleep 0.5
 	done

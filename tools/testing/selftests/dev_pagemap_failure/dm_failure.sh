@@ -107,7 +107,7 @@ removal() {
 	vbefore=$(dpf_counter "$victim" live dispatches)
 	dmesg -c >/dev/null
 	run_probe "$name: no page readable or writable after removal, in time" \
-		"$PROBE" -s "$SIZE_MB" -t 5000 -r "$REBIND" "$MNT/data"
+		"$PROBE" -s "$SIZE_MB" -t "$(scaled 5000)" -r "$REBIND" "$MNT/data"
 
 	ok=1
 	set -- $before
@@ -401,7 +401,7 @@ b_before=$(dpf_counter "$dmb" live dispatches)
 dmesg -c >/dev/null
 xfs_io -f -c "falloc 0 ${SIZE_MB}m" "$MNT/data"
 run_probe "$name: removal: no page readable or writable after it, in time" \
-	"$PROBE" -s "$SIZE_MB" -t 5000 -r "$REBIND" "$MNT/data"
+	"$PROBE" -s "$SIZE_MB" -t "$(scaled 5000)" -r "$REBIND" "$MNT/data"
 ktap_print_msg "$name: $pmem dispatches ${vbefore:-?} ->" \
 	"$(dpf_counter "$pmem" dead dispatches), $dma ${a_before:-?} ->" \
 	"$(dpf_counter "$dma" live dispatches), $dmb ${b_before:-?} ->" \

@@ -51,7 +51,7 @@ dax_unbind "$unbind"
 t1=$(date +%s)
 ktap_print_msg "unbind of $cache returned after $((t1 - t0)) s"
 stopped() {
-	for i in $(seq 1 60); do
+	for i in $(seq 1 "$(scaled 60)"); do
 		kill -0 "$writer" 2>/dev/null || return 0
 		sleep 1
 	done
