@@ -15,12 +15,33 @@ rm -rf "$logs"
 mkdir -p "$logs"
 passed=0 failed=0
 
-# Each stage says when it starts, so a slow one shows in the log.
-stage() { log "check: $* ($((SECONDS / 60)) min $((SECONDS % 60)) s in)"; }
+# Each stage says when it starts, so a slow one shows in the log, and the
+# run ends with a table of where its time went, so that the log of a slow
+# machine says which stage was slow.
+stage_names=() stage_starts=()
+stage() {
+	log "check: $* ($((SECONDS / 60)) min $((SECONDS % 60)) s in)"
+	stage_names+=("${1%% (*}")
+	stage_starts+=("$SECONDS")
+}
+stage_table() {
+	local i n=${#stage_names[@]} end secs total=$SECONDS
+	[ "$total" -gt 0 ] || total=1
+	printf '\nWhere the time went (%d min %d s in all):\n' $((SECONDS / 60)) $((SECONDS % 60))
+	printf '  %-44s %8s %6s\n' stage seconds share
+	for ((i = 0; i < n; i++)); do
+		end=$SECONDS
+		[ $((i + 1)) -lt "$n" ] && end=${stage_starts[i + 1]}
+		secs=$((end - stage_starts[i]))
+		printf '  %-44s %8d %5d%%\n' "${stage_names[i]}" "$secs" $((secs * 100 / total))
+	done
+	[ -z "${guest_slowdown:-}" ] ||
+		printf '  (the guest measured a slowdown of %s%% against the reference machine)\n' "$guest_slowdown"
+}
 pass() { passed=$((passed + 1)); echo "  PASS  $*"; }
 fail() { failed=$((failed + 1)); echo "  FAIL  $*"; }
 finish() {
-	stage "done"
+	stage_table
 	echo
 	echo "$passed passed, $failed failed"
 	[ "$failed" -eq 0 ]
@@ -137,12 +158,20 @@ else
 	echo "$rust_tests" | head -n 10
 	fail "feature off: the series' C tests CONFIG_RUST; build it with Rust and without the feature too"
 fi
+stage "initramfs (tools, selftests, modules)"
 setup initramfs "$DPF_TOP/scripts/initramfs.sh"
 
 stage "guest run (debug kernel, QEMU TCG, 2 GiB NVDIMM)"
+# The guest's limit: DPF_GUEST_TIMEOUT s on the reference machine, scaled
+# by the slowdown the guest measures (scripts/vm.sh), but never beyond what
+# is left of CI's 90 minutes (DPF_CI_LIMIT s from the start of make check),
+# less 2 min to judge the run and report.
 run=$DPF_OUT/runs/debug-check
-"$DPF_TOP/scripts/vm.sh" -k debug -t "${DPF_GUEST_TIMEOUT:-1200}" -o "$run" \
+ci_left=$((${DPF_CI_LIMIT:-5400} - SECONDS - 120))
+[ "$ci_left" -gt 60 ] || ci_left=60
+"$DPF_TOP/scripts/vm.sh" -k debug -t "${DPF_GUEST_TIMEOUT:-900}" -c "$ci_left" -o "$run" \
 	-a "${DPF_GUEST_ARGS:-}" check || true
+guest_slowdown=$(cat "$run/slowdown" 2>/dev/null || true)
 python3 "$DPF_TOP/scripts/results.py" "$run" dev_pagemap_failure dev_pagemap_failure_ffi 2>&1 | tee "$logs/guest.txt" || true
 last=$(tail -n1 "$logs/guest.txt")
 if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed,\ ([0-9]+)\ skipped$ ]]; then

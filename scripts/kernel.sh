@@ -8,7 +8,8 @@
 # compile-only configurations (production, norust) are built by
 # scripts/bisect-check.sh.
 #
-# The configuration is allnoconfig + config/base.config + config/<variant>.config.
+# The configuration is allnoconfig + config/base.config + config/guest.config
+# (what no guest uses, off) + config/<variant>.config.
 # After olddefconfig every option a fragment asks for is checked, and the
 # build fails with the list of options that did not stick (a dependency that
 # is off silently drops an option otherwise).
@@ -44,14 +45,14 @@ rm -rf "$cfg"
 mkdir -p "$cfg"
 "${kmake[@]}" -s O="$cfg" allnoconfig >/dev/null
 (cd "$KTREE" && scripts/kconfig/merge_config.sh -m -O "$cfg" "$cfg/.config" \
-	"$DPF_TOP/config/base.config" "$frag" >/dev/null)
+	"$DPF_TOP/config/base.config" "$DPF_TOP/config/guest.config" "$frag" >/dev/null)
 "${kmake[@]}" -s O="$cfg" olddefconfig >/dev/null
 
 # What the fragments ask for, the variant's overriding base.config's.
 declare -A wanted=()
 while IFS= read -r line; do
 	wanted[${line%%=*}]=${line#*=}
-done < <(grep -h '^CONFIG_' "$DPF_TOP/config/base.config" "$frag")
+done < <(grep -h '^CONFIG_' "$DPF_TOP/config/base.config" "$DPF_TOP/config/guest.config" "$frag")
 missing=()
 for opt in "${!wanted[@]}"; do
 	want=${wanted[$opt]}

@@ -105,6 +105,30 @@ if [ "$script" = shell ]; then
 	exec "${qemu[@]}" -append "$append" -serial mon:stdio -serial null
 fi
 
+# DPF_GUEST_CPU=PCT runs QEMU under a CPU quota of PCT percent of one core
+# (a cgroup, v1 or v2): a slow machine of this kind, made on demand, to
+# show that the time limits scale (make check on a machine 3 times slower:
+# DPF_GUEST_CPU=33).
+cgroup=
+if [ -n "${DPF_GUEST_CPU:-}" ]; then
+	[[ $DPF_GUEST_CPU =~ ^[1-9][0-9]*$ ]] || die "DPF_GUEST_CPU: a percentage of one core, not '$DPF_GUEST_CPU'"
+	quota=$((DPF_GUEST_CPU * 1000))
+	if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+		cgroup=/sys/fs/cgroup/dpf-guest-$$
+		mkdir "$cgroup" && echo "$quota 100000" > "$cgroup/cpu.max" ||
+			die "DPF_GUEST_CPU: cannot set a CPU quota in $cgroup (cgroup v2)"
+	elif [ -d /sys/fs/cgroup/cpu ]; then
+		cgroup=/sys/fs/cgroup/cpu/dpf-guest-$$
+		mkdir "$cgroup" && echo 100000 > "$cgroup/cpu.cfs_period_us" &&
+			echo "$quota" > "$cgroup/cpu.cfs_quota_us" ||
+			die "DPF_GUEST_CPU: cannot set a CPU quota in $cgroup (cgroup v1)"
+	else
+		die "DPF_GUEST_CPU: no cgroup CPU controller on this machine"
+	fi
+	trap 'rm -f "$img"; rmdir "$cgroup" 2>/dev/null' EXIT
+	log "guest throttled to $DPF_GUEST_CPU% of one core ($cgroup)"
+fi
+
 log "booting $variant with a $size NVDIMM: $script (limit ${timeout}s at the reference speed${ceiling:+, at most ${ceiling}s}, log in $rundir)"
 start=$(date +%s)
 # The limit before the guest has measured its speed, and after.
@@ -112,9 +136,12 @@ limit=$((timeout * 4))
 [ -z "$ceiling" ] || [ "$limit" -le "$ceiling" ] || limit=$ceiling
 slowdown= too_slow= stop=
 set +e
-"${qemu[@]}" -append "$append" \
-	-serial "file:$rundir/console.log" -serial "file:$rundir/results.log" \
-	</dev/null >"$rundir/qemu.log" 2>&1 &
+(
+	[ -z "$cgroup" ] || echo "$BASHPID" > "$cgroup/cgroup.procs"
+	exec "${qemu[@]}" -append "$append" \
+		-serial "file:$rundir/console.log" -serial "file:$rundir/results.log" \
+		</dev/null >"$rundir/qemu.log" 2>&1
+) &
 qemu_pid=$!
 # Polled once a second: the calibration, the time limit, output, and the
 # exit line. A guest that printed its exit line but halts instead of

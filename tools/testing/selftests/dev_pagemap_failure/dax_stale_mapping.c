@@ -8,7 +8,11 @@
  * with -r FILE=VALUE (e.g. an unbind file), timing the write. Afterwards each
  * process reads and writes every page again, catching SIGBUS, and reports
  * how many pages were still readable (and still held its data), writable,
- * or raised SIGBUS; then it unmaps and exits.
+ * or raised SIGBUS; then it unmaps and exits. With -e N it probes one page
+ * of every N after the removal (at a different offset in each group of N,
+ * and the last page), not all of them: a mapping is revoked a PMD or an
+ * extent at a time, and under emulation every probe costs a fault and a
+ * signal.
  *
  * The bar: after removal no page of any mapping can be read or written, the
  * removal returns within -t MS, and every process can unmap and exit.
@@ -39,7 +43,7 @@
 #define MAX_PROCS 16
 
 struct report {
-	long pages;
+	long pages;		/* pages probed after the removal */
 	long read_ok;		/* read without a signal */
 	long read_stale;	/* ... and still returned the data written before removal */
 	long read_sigbus;
@@ -60,7 +64,25 @@ struct report {
  */
 static sigjmp_buf fault_jmp;
 static int last_si_code, in_access;
-static long idle_sigbus, cur_page;
+static long idle_sigbus, cur_probe;
+
+/*
+ * The page that probe number N looks at, one page of every EVERY: in the
+ * N-th group of EVERY pages, the page at offset N * 61 % EVERY (61 is prime
+ * to any power of two, so the offsets vary), and the last page of the
+ * mapping as the last probe.
+ */
+static long probe_count(long pages, long every)
+{
+	return (pages + every - 1) / every + (every > 1);
+}
+
+static long probe_page(long n, long pages, long every)
+{
+	long page = n * every + n * 61 % every;
+
+	return page < pages && n < (pages + every - 1) / every ? page : pages - 1;
+}
 
 static uint64_t peek(char *map, long page_size, long page)
 {
@@ -112,10 +134,11 @@ static void count_sigbus(struct report *r)
  * says what the reads saw in between: on upstream a stale mapping can be
  * readable and then Oops the kernel on the first write.
  */
-static int child(const char *path, size_t size, off_t offset,
+static int child(const char *path, size_t size, off_t offset, long every,
 		 int ready_fd, int go_fd, int report_fd)
 {
 	long page_size = sysconf(_SC_PAGESIZE);
+	long pages = size / page_size;
 	struct report r = { .first_accessible = -1 };
 	struct sigaction sa = { 0 };
 	char *map;
@@ -123,7 +146,7 @@ static int child(const char *path, size_t size, off_t offset,
 	char c;
 	int fd;
 
-	r.pages = size / page_size;
+	r.pages = probe_count(pages, every);
 	sa.sa_sigaction = on_sigbus;
 	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
 	sigaction(SIGBUS, &sa, NULL);
@@ -137,9 +160,9 @@ static int child(const char *path, size_t size, off_t offset,
 	if (map == MAP_FAILED)
 		return 12;
 	close(fd);
-	for (long p = 0; p < r.pages; p++)
+	for (long p = 0; p < pages; p++)
 		poke(map, page_size, p, pattern(p));
-	for (long p = 0; p < r.pages; p++)
+	for (long p = 0; p < pages; p++)
 		if (peek(map, page_size, p) != pattern(p))
 			return 13;
 
@@ -150,15 +173,17 @@ static int child(const char *path, size_t size, off_t offset,
 			return 14;
 
 	__atomic_store_n(&in_access, 1, __ATOMIC_RELAXED);
-	for (cur_page = 0; cur_page < r.pages; cur_page++) {
+	for (cur_probe = 0; cur_probe < r.pages; cur_probe++) {
+		long page = probe_page(cur_probe, pages, every);
+
 		if (sigsetjmp(fault_jmp, 1) == 0) {
-			uint64_t v = peek(map, page_size, cur_page);
+			uint64_t v = peek(map, page_size, page);
 
 			r.read_ok++;
-			if (v == pattern(cur_page))
+			if (v == pattern(page))
 				r.read_stale++;
 			if (r.first_accessible < 0)
-				r.first_accessible = cur_page;
+				r.first_accessible = page;
 		} else {
 			r.read_sigbus++;
 			count_sigbus(&r);
@@ -167,12 +192,14 @@ static int child(const char *path, size_t size, off_t offset,
 	/* Said before the writes, which is where a stale mapping may Oops. */
 	printf("# process %d: reads: %ld ok (%ld with the old data), %ld SIGBUS; now writing\n",
 	       getpid(), r.read_ok, r.read_stale, r.read_sigbus);
-	for (cur_page = 0; cur_page < r.pages; cur_page++) {
+	for (cur_probe = 0; cur_probe < r.pages; cur_probe++) {
+		long page = probe_page(cur_probe, pages, every);
+
 		if (sigsetjmp(fault_jmp, 1) == 0) {
-			poke(map, page_size, cur_page, ~pattern(cur_page));
+			poke(map, page_size, page, ~pattern(page));
 			r.write_ok++;
 			if (r.first_accessible < 0)
-				r.first_accessible = cur_page;
+				r.first_accessible = page;
 		} else {
 			r.write_sigbus++;
 			count_sigbus(&r);
@@ -191,7 +218,7 @@ static int child(const char *path, size_t size, off_t offset,
 static void bad_arguments(void)
 {
 	fprintf(stderr, "%s\n",
-		"usage: dax_stale_mapping -r FILE=VALUE [-s MiB] [-t MS] [-x REASON] PATH...");
+		"usage: dax_stale_mapping -r FILE=VALUE [-s MiB] [-t MS] [-e EVERY] [-x REASON] PATH...");
 	exit(KSFT_FAIL);
 }
 
@@ -204,11 +231,11 @@ int main(int argc, char **argv)
 	double max_ms = 5000, t0, removal_ms;
 	pid_t pids[MAX_PROCS];
 	size_t size = 64 << 20;
-	long first_accessible = -1;
+	long first_accessible = -1, every = 1;
 	char detail[160];
 	bool revoked;
 
-	while ((opt = getopt(argc, argv, "r:s:t:x:")) != -1) {
+	while ((opt = getopt(argc, argv, "e:r:s:t:x:")) != -1) {
 		switch (opt) {
 		case 'r':
 			remove_file = optarg;
@@ -223,6 +250,9 @@ int main(int argc, char **argv)
 		case 't':
 			max_ms = strtod(optarg, NULL);
 			break;
+		case 'e':
+			every = strtol(optarg, NULL, 0);
+			break;
 		case 'x':
 			xfail = optarg;
 			break;
@@ -231,7 +261,7 @@ int main(int argc, char **argv)
 		}
 	}
 	nprocs = argc - optind;
-	if (!remove_file || nprocs < 1 || nprocs > MAX_PROCS || !size)
+	if (!remove_file || nprocs < 1 || nprocs > MAX_PROCS || !size || every < 1)
 		bad_arguments();
 
 	/* Line by line: the demo reads progress even if a process hangs. */
@@ -253,7 +283,7 @@ int main(int argc, char **argv)
 			/* Processes sharing a device each map their own slice. */
 			if (!stat(path, &st) && S_ISCHR(st.st_mode))
 				offset = (off_t)i * size;
-			_exit(child(path, size, offset, ready[1], go[0], rep[1]));
+			_exit(child(path, size, offset, every, ready[1], go[0], rep[1]));
 		}
 	}
 	/* Only the children write these: a dead child then reads as EOF. */
@@ -334,6 +364,9 @@ int main(int argc, char **argv)
 			ksft_print_msg("process %d exited with %d\n", pids[i], WEXITSTATUS(status));
 	}
 
+	if (every > 1)
+		ksft_print_msg("after removal: %ld pages probed, one of every %ld\n",
+			       total.pages, every);
 	ksft_print_msg("after removal: %ld pages; reads: %ld ok (%ld old data), %ld SIGBUS\n",
 		       total.pages, total.read_ok, total.read_stale, total.read_sigbus);
 	ksft_print_msg("after removal: writes: %ld ok, %ld SIGBUS\n",

@@ -59,7 +59,7 @@ unbind=$(dax_unbind_arg "$pmem")
 before=$(dpf_counter "$pmem" live dispatches)
 dmesg -c >/dev/null
 run_probe "ext4 removal: no page readable or writable after removal, in time (2 processes)" \
-	"$PROBE" -s "$SIZE_MB" -t "$(scaled 5000)" -r "$unbind" "$MNT/data1" "$MNT/data2"
+	"$PROBE" -e 64 -s "$SIZE_MB" -t "$(scaled 5000)" -r "$unbind" "$MNT/data1" "$MNT/data2"
 after=$(dpf_counter "$pmem" dead dispatches)
 fallback=$(dpf_counter "$pmem" dead fallback_pages)
 errors=$(dpf_counter "$pmem" dead handler_errors)

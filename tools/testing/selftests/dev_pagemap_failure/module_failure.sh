@@ -86,7 +86,7 @@ mkfs.xfs -f -q -m rmapbt=1 "/dev/$pmem" && mount -o dax=always "/dev/$pmem" "$MN
 result "after the reload: XFS mounted dax=always on $pmem"
 unbind=$(dax_unbind_arg "$pmem")
 run_probe "after the reload: no page readable or writable after removal" \
-	"$PROBE" -s "$SIZE_MB" -r "$unbind" "$MNT/data"
+	"$PROBE" -e 64 -s "$SIZE_MB" -r "$unbind" "$MNT/data"
 dispatches=$(dpf_counter "$pmem" dead dispatches)
 fallback=$(dpf_counter "$pmem" dead fallback_pages)
 ktap_print_msg "dispatches ${dispatches:-?}, fallback pages ${fallback:-?}"
