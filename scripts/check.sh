@@ -6,8 +6,13 @@
 #   2. lint: rustfmt and clippy on the Rust, checkpatch --strict on the series;
 #   3. guest: the debug kernel (KASAN, lockdep, UBSAN, kmemleak, KUnit) boots
 #      in QEMU with an emulated NVDIMM and runs KUnit and the kselftests; any
-#      kernel splat fails the run (scripts/results.py).
-# Ends with one line "N passed, N failed" and fails if anything failed.
+#      kernel splat fails the run (scripts/results.py). Its time limit scales
+#      with the slowdown the guest measures (scripts/vm.sh);
+#   4. compile-only: every prefix of the series builds, the head in the
+#      production configuration and without Rust (scripts/bisect-check.sh),
+#      beside the guest run.
+# Ends with a table of where the time went, then one line "N passed, N
+# failed", and fails if anything failed.
 . "$(dirname "$0")/common.sh"
 
 logs=$DPF_OUT/check
@@ -19,9 +24,9 @@ passed=0 failed=0
 # run ends with a table of where its time went, so that the log of a slow
 # machine says which stage was slow.
 stage_names=() stage_starts=()
-stage() {
-	log "check: $* ($((SECONDS / 60)) min $((SECONDS % 60)) s in)"
-	stage_names+=("${1%% (*}")
+stage() {	# stage NAME [DETAIL]
+	log "check: $1${2:+ ($2)} ($((SECONDS / 60)) min $((SECONDS % 60)) s in)"
+	stage_names+=("$1")
 	stage_starts+=("$SECONDS")
 }
 stage_table() {
@@ -60,11 +65,11 @@ setup() {
 	fi
 }
 
-stage "set-up (packages, kernel source, tree)"
+stage "set-up" "packages, kernel source, tree"
 setup deps-and-source deps_and_source
 setup tree "$DPF_TOP/scripts/tree.sh"
 
-stage "host tests (cargo test)"
+stage "host tests" "cargo test"
 host=$DPF_TOP/tools/testing/dev_pagemap_failure
 if (cd "$host" && CARGO_TARGET_DIR=$DPF_OUT/host-target cargo test --locked 2>&1) > "$logs/host.log"; then
 	host_rc=0
@@ -118,12 +123,33 @@ else
 	grep -E -A8 '^(warning|error)(\[|:)' "$logs/kernel-debug.log" | head -n 60
 	fail "rustc/clippy diagnostics in the kernel build (log: $logs/kernel-debug.log)"
 fi
-stage "compile-only builds (every prefix of the series)"
+stage "initramfs" "tools, selftests, modules"
+setup initramfs "$DPF_TOP/scripts/initramfs.sh"
+
+stage "guest run, compile-only builds beside it" "debug kernel, QEMU TCG, 2 GiB NVDIMM; every prefix of the series at nice 19"
 # Every prefix of the series builds (what make patches checks too), and the
 # head is built in the compile-only configurations (scripts/bisect-check.sh):
 # production (the feature on, without its test interfaces) and without Rust.
+# The guest runs on one host thread (one TCG thread), so the compile-only
+# builds run beside it on the other core, at nice 19 so that they take
+# nothing from it; the guest's slowdown and time limit are measured and
+# scaled with them running. They touch nothing the guest uses (their own
+# worktree and build trees).
+nice -n 19 "$DPF_TOP/scripts/bisect-check.sh" "$logs/bisect" > "$logs/bisect.log" 2>&1 &
+bisect_pid=$!
+# The guest's limit: DPF_GUEST_TIMEOUT s on the reference machine, scaled
+# by the slowdown the guest measures (scripts/vm.sh), but never beyond what
+# is left of CI's 90 minutes (DPF_CI_LIMIT s from the start of make check),
+# less 2 min to judge the run and report.
+run=$DPF_OUT/runs/debug-check
+ci_left=$((${DPF_CI_LIMIT:-5400} - SECONDS - 120))
+[ "$ci_left" -gt 60 ] || ci_left=60
+"$DPF_TOP/scripts/vm.sh" -k debug -t "${DPF_GUEST_TIMEOUT:-900}" -c "$ci_left" -o "$run" \
+	-a "${DPF_GUEST_ARGS:-}" check || true
+guest_slowdown=$(cat "$run/slowdown" 2>/dev/null || true)
+stage "compile-only builds left after the guest"
 bisect_ok=0
-if "$DPF_TOP/scripts/bisect-check.sh" "$logs/bisect" > "$logs/bisect.log" 2>&1; then
+if wait "$bisect_pid"; then
 	bisect_ok=1
 	pass "bisectable: $(tail -n1 "$logs/bisect.log")"
 else
@@ -158,20 +184,7 @@ else
 	echo "$rust_tests" | head -n 10
 	fail "feature off: the series' C tests CONFIG_RUST; build it with Rust and without the feature too"
 fi
-stage "initramfs (tools, selftests, modules)"
-setup initramfs "$DPF_TOP/scripts/initramfs.sh"
-
-stage "guest run (debug kernel, QEMU TCG, 2 GiB NVDIMM)"
-# The guest's limit: DPF_GUEST_TIMEOUT s on the reference machine, scaled
-# by the slowdown the guest measures (scripts/vm.sh), but never beyond what
-# is left of CI's 90 minutes (DPF_CI_LIMIT s from the start of make check),
-# less 2 min to judge the run and report.
-run=$DPF_OUT/runs/debug-check
-ci_left=$((${DPF_CI_LIMIT:-5400} - SECONDS - 120))
-[ "$ci_left" -gt 60 ] || ci_left=60
-"$DPF_TOP/scripts/vm.sh" -k debug -t "${DPF_GUEST_TIMEOUT:-900}" -c "$ci_left" -o "$run" \
-	-a "${DPF_GUEST_ARGS:-}" check || true
-guest_slowdown=$(cat "$run/slowdown" 2>/dev/null || true)
+stage "judging the guest run"
 python3 "$DPF_TOP/scripts/results.py" "$run" dev_pagemap_failure dev_pagemap_failure_ffi 2>&1 | tee "$logs/guest.txt" || true
 last=$(tail -n1 "$logs/guest.txt")
 if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed,\ ([0-9]+)\ skipped$ ]]; then
