@@ -293,9 +293,12 @@ pin_round() {
 		  return; }
 	dax_unbind "$unbind" &
 	removal=$!
-	sleep "$(scaled 2)"
-	if alive $removal; then
+	# The removal must come to wait for the held eviction (and stay).
+	if wait_in_kernel $removal dev_pagemap_failure_wait_evicted; then
 		pin_ok=1
+	elif alive $removal; then
+		ktap_print_msg "race round $round: the removal waits elsewhere"
+		stacks $removal
 	else
 		ktap_print_msg "race round $round: the removal returned during the $evictor"
 	fi

@@ -58,13 +58,13 @@ struct report {
 };
 
 /*
- * State shared with the SIGBUS handler, and the probe loop's index (a global
- * so that its value survives siglongjmp()). Accessed with __atomic builtins,
+ * State shared with the SIGBUS handler, and the probe loop's index and page
+ * (globals, so that their values survive siglongjmp()). Accessed with __atomic builtins,
  * which the compiler can neither elide nor reorder across the handler.
  */
 static sigjmp_buf fault_jmp;
 static int last_si_code, in_access;
-static long idle_sigbus, cur_probe;
+static long idle_sigbus, cur_probe, cur_page;
 
 /*
  * The page that probe number N looks at, one page of every EVERY: in the
@@ -174,16 +174,15 @@ static int child(const char *path, size_t size, off_t offset, long every,
 
 	__atomic_store_n(&in_access, 1, __ATOMIC_RELAXED);
 	for (cur_probe = 0; cur_probe < r.pages; cur_probe++) {
-		long page = probe_page(cur_probe, pages, every);
-
+		cur_page = probe_page(cur_probe, pages, every);
 		if (sigsetjmp(fault_jmp, 1) == 0) {
-			uint64_t v = peek(map, page_size, page);
+			uint64_t v = peek(map, page_size, cur_page);
 
 			r.read_ok++;
-			if (v == pattern(page))
+			if (v == pattern(cur_page))
 				r.read_stale++;
 			if (r.first_accessible < 0)
-				r.first_accessible = page;
+				r.first_accessible = cur_page;
 		} else {
 			r.read_sigbus++;
 			count_sigbus(&r);
@@ -193,13 +192,12 @@ static int child(const char *path, size_t size, off_t offset, long every,
 	printf("# process %d: reads: %ld ok (%ld with the old data), %ld SIGBUS; now writing\n",
 	       getpid(), r.read_ok, r.read_stale, r.read_sigbus);
 	for (cur_probe = 0; cur_probe < r.pages; cur_probe++) {
-		long page = probe_page(cur_probe, pages, every);
-
+		cur_page = probe_page(cur_probe, pages, every);
 		if (sigsetjmp(fault_jmp, 1) == 0) {
-			poke(map, page_size, page, ~pattern(page));
+			poke(map, page_size, cur_page, ~pattern(cur_page));
 			r.write_ok++;
 			if (r.first_accessible < 0)
-				r.first_accessible = page;
+				r.first_accessible = cur_page;
 		} else {
 			r.write_sigbus++;
 			count_sigbus(&r);

@@ -40,10 +40,14 @@ ktap_print_msg "cache $cache, origin $origin: $(grep -A1 "^$cache state=live" "$
 [ "$(dpf_claims "$cache" dm-writecache)" = 1 ]
 result "dm-writecache claims its pmem cache $cache while the table is live"
 
-# Writes in flight.
+# Writes in flight: the removal comes once the writer has written its
+# first file (the second one is being written).
 fsynced_writer "$MNT" >/dev/null &
 writer=$!
-sleep 2
+for i in $(seq 1 "$(scaled 100)"); do
+	[ -e "$MNT/stream.1" ] && break
+	sleep 0.1
+done
 unbind=$(dax_unbind_arg "$cache")
 dmesg -c >/dev/null
 t0=$(date +%s)
