@@ -20,7 +20,7 @@
 # SCRIPT is a file under scripts/guest/ (as /dpf/SCRIPT in the guest); its
 # output goes to RUN_DIR/results.log, the kernel console to
 # RUN_DIR/console.log.  RUN_DIR/status gets one line: "exit N" (the script's
-# exit code), "timeout after ..." (the scaled limit), "hung: ..." (no output
+# exit code), "timeout: ..." (the scaled limit), "hung: ..." (no output
 # for too long), "no-exit" (the guest died before the script finished), or "infra: ..." when the guest died (or hung) before its first
 # test gave a result: an infrastructure error (the boot, the emulator), which
 # quotes the first kernel report of the console.  It still fails the run; it
@@ -196,7 +196,7 @@ echo "${slowdown:-}" > "$rundir/slowdown"
 sed -i 's/\r$//' "$rundir/console.log" "$rundir/results.log"
 if [ -n "$stop" ]; then
 	status=$stop
-	[ "$stop" != timeout ] || status="timeout after ${elapsed}s${slowdown:+ at ${slowdown}% of the reference speed}"
+	[ "$stop" != timeout ] || status="timeout: limit ${limit}s${slowdown:+ (slowdown ${slowdown}%)}"
 	[ -z "$too_slow" ] || status="$status: $too_slow"
 elif exit_line=$(grep -a '^DPF-GUEST-EXIT ' "$rundir/results.log" | tail -n1) && [ -n "$exit_line" ]; then
 	status="exit $(echo "$exit_line" | cut -d' ' -f2)"
