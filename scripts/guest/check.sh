@@ -30,12 +30,9 @@ if [ -e /proc/modules ]; then
 	lsmod | sed 's/^/#   /'
 fi
 
-# The guest's uptime in whole seconds.
-uptime_s() {
-	local up
-	read -r up _ < /proc/uptime
-	echo "${up%.*}"
-}
+# dpf_uptime (the guest's uptime in whole seconds) and the selftests' other
+# helpers.
+. /dpf/selftests/dax_lib.sh
 
 # A selftest that prints nothing for this long has stalled: 300 s on the
 # reference machine (the longest silence of a correct run there is a
@@ -100,14 +97,14 @@ run_watched() {
 	pid=$!
 	watchdog "$pid" "$name" &
 	wd=$!
-	started=$(uptime_s)
+	started=$(dpf_uptime)
 	last=$started
 	while IFS= read -r line; do
 		printf '%s\n' "$line"
 		echo > /tmp/beat
 		case $line in
 		"ok "*|"not ok "*)
-			now=$(uptime_s)
+			now=$(dpf_uptime)
 			echo "#   $((now - last)) s  ${line#*ok }" >> "$times"
 			last=$now ;;
 		esac
@@ -116,7 +113,7 @@ run_watched() {
 	rc=$?
 	kill "$wd" 2>/dev/null
 	wait "$wd" 2>/dev/null
-	echo "# $name.sh: $(($(uptime_s) - started)) s; per test (since the one before):"
+	echo "# $name.sh: $(($(dpf_uptime) - started)) s; per test (since the one before):"
 	cat "$times" 2>/dev/null
 	return $rc
 }
