@@ -21,10 +21,11 @@
 # output goes to RUN_DIR/results.log, the kernel console to
 # RUN_DIR/console.log.  RUN_DIR/status gets one line: "exit N" (the script's
 # exit code), "timeout: ..." (the scaled limit), "hung: ..." (no output
-# for too long), "no-exit" (the guest died before the script finished), or "infra: ..." when the guest died (or hung) before its first
-# test gave a result: an infrastructure error (the boot, the emulator), which
-# quotes the first kernel report of the console.  It still fails the run; it
-# is never retried.  The exit code of vm.sh is 0 only for "exit 0".
+# for too long), "no-exit" (the guest died before the script finished), or
+# "infra: ..." when the guest died (or hung) before its first test gave a
+# result: an infrastructure error (the boot, the emulator), which quotes the
+# first kernel report of the console.  It still fails the run; it is never
+# retried.  The exit code of vm.sh is 0 only for "exit 0".
 # RUN_DIR/seconds gets the guest's wall time, RUN_DIR/slowdown the
 # calibration (percent).
 . "$(dirname "$0")/common.sh"
