@@ -122,7 +122,8 @@ run_watched() {
 # module_failure.sh unloads and reloads modules: it goes last.
 rc=0
 echo "# slowdown ${DPF_SLOWDOWN:-100}%: a selftest silent for $STALL_S s is stalled"
-for t in dax_failure ext4_failure dm_failure writecache_failure load_failure module_failure; do
+for t in dax_failure ext4_failure dm_failure writecache_failure unsynced_failure \
+	load_failure module_failure; do
 	case ",${only:-$t}," in
 	*",$t,"*) ;;
 	*) continue ;;

@@ -14,6 +14,11 @@
  * extent at a time, and under emulation every probe costs a fault and a
  * signal.
  *
+ * Page P of the mapping of the I-th PATH (I from 0) holds, in its first 8
+ * bytes (native endian), 0x5eed000000000000 ^ (I << 32) ^ P, so that a test
+ * can check after a rebind that what the processes stored before the
+ * removal reached the media.
+ *
  * The bar: after removal no page of any mapping can be read or written, the
  * removal returns within -t MS, and every process can unmap and exit.
  * -x REASON reports a removal that is too slow or leaves pages accessible as
@@ -111,9 +116,12 @@ static void on_sigbus(int sig, siginfo_t *si, void *ctx)
 	siglongjmp(fault_jmp, 1);
 }
 
+/* The index of this process's PATH on the command line, from 0. */
+static int child_index;
+
 static uint64_t pattern(long page)
 {
-	return 0x5eed000000000000ULL ^ ((uint64_t)getpid() << 32) ^ (uint64_t)page;
+	return 0x5eed000000000000ULL ^ ((uint64_t)child_index << 32) ^ (uint64_t)page;
 }
 
 static void count_sigbus(struct report *r)
@@ -278,6 +286,7 @@ int main(int argc, char **argv)
 			struct stat st;
 			off_t offset = 0;
 
+			child_index = i;
 			/* Processes sharing a device each map their own slice. */
 			if (!stat(path, &st) && S_ISCHR(st.st_mode))
 				offset = (off_t)i * size;
