@@ -11,7 +11,7 @@ PACKAGES=(
 	build-essential flex bison bc cpio kmod libelf-dev libssl-dev dwarves ccache
 	clang-19 lld-19 llvm-19 libclang-19-dev
 	# guest and tests
-	qemu-system-x86 busybox-static ndctl daxctl xfsprogs dmsetup
+	qemu-system-x86 busybox-static ndctl daxctl xfsprogs dmsetup erofs-utils
 	python3 file python3-ply python3-git
 	# make bench: the plot
 	gnuplot-nox

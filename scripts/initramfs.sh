@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Build the guest initramfs: busybox-static, ndctl, daxctl, xfsprogs,
-# e2fsprogs' mkfs.ext4 and e2fsck, dmsetup (with their shared libraries), the
-# kselftest programs of this project built statically, the guest scripts
-# under scripts/guest/, and the modules of the modular debug kernel when it
-# has been built (a monolithic kernel ignores them).
+# e2fsprogs' mkfs.ext4 and e2fsck, dmsetup, erofs-utils' mkfs.erofs (with
+# their shared libraries), the kselftest programs of this project built
+# statically, the guest scripts under scripts/guest/, and the modules of
+# the modular debug kernel when it has been built (a monolithic kernel
+# ignores them).
 . "$(dirname "$0")/common.sh"
 
 out=$DPF_OUT/initramfs.cpio.gz
@@ -22,7 +23,7 @@ for applet in $("$bb" --list); do
 done
 
 # Real tools with their libraries.
-tools="ndctl daxctl mkfs.xfs xfs_io xfs_db xfs_repair xfs_growfs mkfs.ext4 e2fsck dmsetup"
+tools="ndctl daxctl mkfs.xfs xfs_io xfs_db xfs_repair xfs_growfs mkfs.ext4 e2fsck dmsetup mkfs.erofs"
 copy_with_libs() {
 	local bin=$1 dest lib
 	dest=$root$bin

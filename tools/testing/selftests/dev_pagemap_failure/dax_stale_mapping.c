@@ -14,6 +14,10 @@
  * extent at a time, and under emulation every probe costs a fault and a
  * signal.
  *
+ * With -R the files are only read (a read-only filesystem such as erofs):
+ * each process maps them PROT_READ and reads every page before the
+ * removal, and only reads after it.
+ *
  * Page P of the mapping of the I-th PATH (I from 0) holds, in its first 8
  * bytes (native endian), 0x5eed000000000000 ^ (I << 32) ^ P, so that a test
  * can check after a rebind that what the processes stored before the
@@ -46,6 +50,8 @@
 #include "kselftest.h"
 
 #define MAX_PROCS 16
+
+static bool readonly;		/* -R: map PROT_READ, never write */
 
 struct report {
 	long pages;		/* pages probed after the removal */
@@ -159,19 +165,21 @@ static int child(const char *path, size_t size, off_t offset, long every,
 	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
 	sigaction(SIGBUS, &sa, NULL);
 
-	fd = open(path, O_RDWR | O_CREAT, 0644);
+	fd = readonly ? open(path, O_RDONLY) : open(path, O_RDWR | O_CREAT, 0644);
 	if (fd < 0 || fstat(fd, &st))
 		return 10;
-	if (S_ISREG(st.st_mode) && st.st_size < (off_t)size && ftruncate(fd, size))
+	if (S_ISREG(st.st_mode) && st.st_size < (off_t)size &&
+	    (readonly || ftruncate(fd, size)))
 		return 11;
-	map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, offset);
+	map = mmap(NULL, size, readonly ? PROT_READ : PROT_READ | PROT_WRITE,
+		   MAP_SHARED, fd, offset);
 	if (map == MAP_FAILED)
 		return 12;
 	close(fd);
-	for (long p = 0; p < pages; p++)
+	for (long p = 0; p < pages && !readonly; p++)
 		poke(map, page_size, p, pattern(p));
 	for (long p = 0; p < pages; p++)
-		if (peek(map, page_size, p) != pattern(p))
+		if (peek(map, page_size, p) != pattern(p) && !readonly)
 			return 13;
 
 	if (write(ready_fd, "r", 1) != 1)
@@ -199,7 +207,7 @@ static int child(const char *path, size_t size, off_t offset, long every,
 	/* Said before the writes, which is where a stale mapping may Oops. */
 	printf("# process %d: reads: %ld ok (%ld with the old data), %ld SIGBUS; now writing\n",
 	       getpid(), r.read_ok, r.read_stale, r.read_sigbus);
-	for (cur_probe = 0; cur_probe < r.pages; cur_probe++) {
+	for (cur_probe = 0; cur_probe < r.pages && !readonly; cur_probe++) {
 		cur_page = probe_page(cur_probe, pages, every);
 		if (sigsetjmp(fault_jmp, 1) == 0) {
 			poke(map, page_size, cur_page, ~pattern(cur_page));
@@ -224,7 +232,7 @@ static int child(const char *path, size_t size, off_t offset, long every,
 static void bad_arguments(void)
 {
 	fprintf(stderr, "%s\n",
-		"usage: dax_stale_mapping -r FILE=VALUE [-s MiB] [-t MS] [-e EVERY] [-x REASON] PATH...");
+		"usage: dax_stale_mapping -r FILE=VALUE [-s MiB] [-t MS] [-e EVERY] [-x REASON] [-R] PATH...");
 	exit(KSFT_FAIL);
 }
 
@@ -241,7 +249,7 @@ int main(int argc, char **argv)
 	char detail[160];
 	bool revoked;
 
-	while ((opt = getopt(argc, argv, "e:r:s:t:x:")) != -1) {
+	while ((opt = getopt(argc, argv, "e:r:s:t:x:R")) != -1) {
 		switch (opt) {
 		case 'r':
 			remove_file = optarg;
@@ -261,6 +269,9 @@ int main(int argc, char **argv)
 			break;
 		case 'x':
 			xfail = optarg;
+			break;
+		case 'R':
+			readonly = true;
 			break;
 		default:
 			bad_arguments();
@@ -315,8 +326,9 @@ int main(int argc, char **argv)
 			ksft_exit_fail_msg("a process failed before mapping\n");
 		}
 	}
-	ksft_test_result_pass("%d processes mapped and wrote %zu pages each\n",
-			      nprocs, size / sysconf(_SC_PAGESIZE));
+	ksft_test_result_pass("%d processes mapped and %s %zu pages each\n",
+			      nprocs, readonly ? "read" : "wrote",
+			      size / sysconf(_SC_PAGESIZE));
 
 	t0 = now_ms();
 	removal_ret = write_sysfs(remove_file, remove_value);
@@ -383,7 +395,8 @@ int main(int argc, char **argv)
 		       total.sigbus_idle);
 
 	revoked = total.pages && total.read_ok == 0 && total.write_ok == 0 &&
-		  total.read_sigbus == total.pages && total.write_sigbus == total.pages;
+		  total.read_sigbus == total.pages &&
+		  (readonly || total.write_sigbus == total.pages);
 	snprintf(detail, sizeof(detail),
 		 "%ld/%ld pages readable (%ld old data), %ld writable, first page %ld",
 		 total.read_ok, total.pages, total.read_stale, total.write_ok, first_accessible);

@@ -17,11 +17,18 @@
 # a process storing through a DAX mapping of a preallocated file when the
 # device goes: what it stored is on the media after the rebind.
 #
+# Then an orderly removal under a filesystem that claims nothing of the
+# device (erofs -o dax=always, read-only, no holder operations), with a
+# process mapping a file: the removal's fallback revokes the mapping, and
+# it is not a hardware error: no "hardware memory corruption" line and
+# HardwareCorrupted unchanged.
+#
 # Periodic writeback, the ext4 journal's commit timer and XFS's log worker
 # are held off for the run, so that nothing but the removal syncs the work.
 #
 # Needs one NVDIMM region of at least 512 MiB with a label area, ndctl,
-# mkfs.ext4, e2fsck, mkfs.xfs, xfs_repair, xfs_io and dmsetup; destroys
+# mkfs.ext4, e2fsck, mkfs.xfs, xfs_repair, xfs_io, dmsetup, mkfs.erofs and
+# a kernel with erofs (CONFIG_EROFS_FS); destroys
 # everything on that region.
 
 DIR=$(cd "$(dirname "$0")" && pwd)
@@ -159,8 +166,52 @@ unsynced_case() {
 	[ "$where" = dm ] && dm_remove dpf-unsynced
 }
 
+hardware_corrupted() {	# HardwareCorrupted of /proc/meminfo, in kB
+	awk '$1 == "HardwareCorrupted:" { print $2 }' /proc/meminfo
+}
+
+# erofs_case: the orderly removal of memory nobody claimed, mapped by a
+# process. Four results.
+erofs_case() {
+	name="ranged, erofs dax=always on pmem (claims nothing)"
+	dpf_set_mode ranged
+	rm -rf "$WORK/erofs" "$WORK/erofs.img" && mkdir "$WORK/erofs" &&
+		dd if=/dev/urandom of="$WORK/erofs/mapped" bs=1M count=$MAPPED_MB 2>/dev/null
+	# Data in whole blocks (no tail inlined in the inode), as DAX needs.
+	if ! mkfs.erofs --quiet -Enoinline_data "$WORK/erofs.img" "$WORK/erofs" ||
+	   ! dd if="$WORK/erofs.img" of="/dev/$pmem" bs=1M conv=fsync 2>/dev/null ||
+	   ! mount -t erofs -o dax=always "/dev/$pmem" "$MNT"; then
+		for t in "orderly removal revokes the mapping" "the fallback took it" \
+			 "no hardware memory corruption reported" "HardwareCorrupted unchanged"; do
+			ktap_test_fail "$name: $t (no erofs image made or mounted)"
+		done
+		return
+	fi
+	unbind=$(dax_unbind_arg "$pmem")
+	hc_before=$(hardware_corrupted)
+	dmesg -c >/dev/null
+	run_probe "$name: orderly removal revokes the mapping" \
+		"$PROBE" -R -e 64 -s "$MAPPED_MB" -t "$(scaled 5000)" -r "$unbind" "$MNT/mapped"
+	hc_after=$(hardware_corrupted)
+	fallback=$(dpf_counter "$pmem" dead fallback_pages)
+	ktap_print_msg "$name: fallback pages ${fallback:-?}, HardwareCorrupted" \
+		"${hc_before:-?} kB -> ${hc_after:-?} kB"
+	ktap_test_result "$name: the fallback took it (fallback pages > 0)" \
+		[ "${fallback:-0}" -gt 0 ]
+	if dmesg_has "hardware memory corruption"; then
+		dmesg | grep -m 3 "hardware memory corruption" | sed 's/^/# /'
+		ktap_test_fail "$name: no hardware memory corruption reported"
+	else
+		ktap_test_pass "$name: no hardware memory corruption reported"
+	fi
+	[ -n "$hc_before" ] && [ "$hc_before" = "$hc_after" ]
+	result "$name: HardwareCorrupted unchanged"
+	umount "$MNT"
+	dax_rebind "$unbind" && dax_wait_blockdev "$pmem"
+}
+
 ktap_print_header
-ktap_set_plan 48
+ktap_set_plan 52
 
 dax_setup_namespaces fsdax 512M
 [ -b "/dev/$pmem" ] || ktap_exit_fail_msg "no fsdax namespace; nothing else can run"
@@ -178,6 +229,7 @@ for where in pmem dm; do
 done
 # Upstream's stale mappings Oops when the process touches them: only ranged.
 unsynced_case "ranged, xfs dax=always on pmem, mapped" ranged xfs dax=always pmem mapped
+erofs_case
 
 dpf_set_mode ranged
 echo "$writeback" > /proc/sys/vm/dirty_writeback_centisecs
