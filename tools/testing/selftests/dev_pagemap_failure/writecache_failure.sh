@@ -11,6 +11,14 @@
 # In mode off (upstream) nobody tells dm-writecache: the kernel Oopses in
 # writecache_map at the next write to the cache.
 #
+# Before that, poison is not removal: on a writecache table over a
+# dm-linear origin, poison in a clean cache block costs nothing (its data
+# reads back from the origin), poison in a dirty block loses exactly that
+# block (logged with its origin sector) and the cache keeps serving the
+# others; with the origin suspended and its writeback stuck, poison in the
+# cache and then poison of another device both complete: the handler
+# never waits for origin I/O under the mutex every memory_failure() takes.
+#
 # Needs one NVDIMM region of at least 1.5 GiB with a label area, ndctl,
 # dmsetup, mkfs.xfs and a kernel with CONFIG_DEV_PAGEMAP_FAILURE, debugfs
 # and dm-writecache; destroys everything on that region.
@@ -22,15 +30,97 @@ DIR=$(cd "$(dirname "$0")" && pwd)
 MNT=/mnt/writecache_failure
 DEVICES=/sys/kernel/debug/dev_pagemap_failure/devices
 
+WORK=/tmp/writecache_failure
+BS=4096
+
+# wc_pfn N: the pfn of cache block N of the table over $cache: its data
+# starts after the 64-byte superblock and 16 bytes of metadata per block,
+# rounded up to a block (drivers/md/dm-writecache.c).
+wc_pfn() {
+	echo $((cache_pfn + (64 + 16 * blocks + BS - 1) / BS + $1))
+}
+
+# wc_field N: field N of "dmsetup status dpf-wc" ("0 LEN writecache ERROR
+# BLOCKS FREE WRITEBACK ...").
+wc_field() {
+	dmsetup status dpf-wc | awk -v n="$1" '{ print $n }'
+}
+
+# wc_block N FILE: does 4 KiB block N of dpf-wc hold what FILE holds?
+wc_block() {
+	dd if=/dev/mapper/dpf-wc of="$WORK/read" bs=$BS skip="$1" count=1 \
+		iflag=direct 2>/dev/null && cmp -s "$WORK/read" "$2"
+}
+
 ktap_print_header
-ktap_set_plan 8
+ktap_set_plan 13
 dpf_set_mode "${DPF_TEST_MODE:-ranged}"
 
-dax_setup_namespaces fsdax 512M fsdax 768M
+dax_setup_namespaces fsdax 512M fsdax 768M fsdax 64M
 set -- $pmems
-cache=$1 origin=$2
-[ -b "/dev/$cache" ] && [ -b "/dev/$origin" ] ||
+cache=$1 origin=$2 other=$3
+[ -b "/dev/$cache" ] && [ -b "/dev/$origin" ] && [ -b "/dev/$other" ] ||
 	ktap_exit_fail_msg "no namespaces; nothing else can run"
+
+# Poison is not removal. The cache hands out its free blocks from block 0
+# up; the watermarks keep the writeback off until a flush message.
+mkdir -p "$WORK"
+for f in a b c; do
+	dd if=/dev/urandom of="$WORK/$f" bs=$BS count=1 2>/dev/null
+done
+cache_pfn=$(($(cat "/sys/block/$cache/device/resource") / 4096))
+other_pfn=$(($(cat "/sys/block/$other/device/resource") / 4096))
+dd if=/dev/zero of="/dev/$cache" bs=1M count=1 oflag=direct 2>/dev/null
+dm_create dpf-wc-origin "0 $(dax_sectors "$origin") linear /dev/$origin 0" &&
+	dm_create dpf-wc "0 $(dax_sectors "$origin") writecache p /dev/mapper/dpf-wc-origin /dev/$cache 4096 0" ||
+	ktap_exit_fail_msg "cannot create the writecache table; nothing else can run"
+blocks=$(wc_field 5)
+# Block 1000 is written back (cache block 0 is clean, then free again);
+# blocks 2000 and 3000 stay dirty in cache blocks 1 and 2.
+dd if="$WORK/a" of=/dev/mapper/dpf-wc bs=$BS seek=1000 oflag=direct 2>/dev/null &&
+	dmsetup message dpf-wc 0 flush &&
+	dd if="$WORK/b" of=/dev/mapper/dpf-wc bs=$BS seek=2000 oflag=direct 2>/dev/null &&
+	dd if="$WORK/c" of=/dev/mapper/dpf-wc bs=$BS seek=3000 oflag=direct 2>/dev/null
+ktap_print_msg "poison: $blocks cache blocks, pfn of block 0 $(wc_pfn 0);" \
+	"status $(dmsetup status dpf-wc)"
+dmesg -c >/dev/null
+echo "$(wc_pfn 0) 1" > "$INJECT" && [ "$(wc_field 4)" = 0 ] && wc_block 1000 "$WORK/a"
+result "poison in a clean block: the cache stays up, the data reads back from the origin"
+echo "$(wc_pfn 1) 1" > "$INJECT" && [ "$(wc_field 4)" = 0 ] && wc_block 3000 "$WORK/c" &&
+	! wc_block 2000 "$WORK/b" && dmesg_has "dirty data of origin sector 16000 lost"
+result "poison in a dirty block: exactly that block is lost and logged, the cache keeps serving"
+dmesg | grep "writecache" | sed 's/^/# /'
+
+# The origin suspended, a writeback stuck on it: poison in the cache, then
+# poison of another device, must each complete.
+dmsetup suspend --noudevsync dpf-wc-origin
+dd if="$WORK/a" of=/dev/mapper/dpf-wc bs=$BS seek=4000 oflag=direct 2>/dev/null
+dmsetup message dpf-wc 0 flush &
+flusher=$!
+for i in $(seq 1 "$(scaled 50)"); do
+	[ "$(wc_field 7)" != 0 ] && break
+	sleep 0.1
+done
+ktap_print_msg "origin suspended; writeback blocks $(wc_field 7)"
+(echo "$(wc_pfn 10) 1" > "$INJECT"; echo "$other_pfn 1" > "$INJECT"; touch "$WORK/injected") &
+injector=$!
+for i in $(seq 1 "$(scaled 300)"); do
+	[ -e "$WORK/injected" ] && break
+	sleep 0.1
+done
+[ -e "$WORK/injected" ]
+result "origin suspended: poison in the cache, then of another device, completes"
+[ -e "$WORK/injected" ] || stacks $injector
+dmsetup resume --noudevsync dpf-wc-origin
+wait $flusher
+wait $injector
+[ "$(wc_field 4)" = 0 ] && wc_block 4000 "$WORK/a" && wc_block 3000 "$WORK/c"
+result "after the resume the cache serves and writes back"
+dm_remove dpf-wc && dm_remove dpf-wc-origin
+result "the poison tables are removed"
+rm -f "$WORK/injected"
+
+# Removal.
 dm_writecache dpf-wc "$cache" "$origin" ||
 	ktap_exit_fail_msg "cannot create the writecache table; nothing else can run"
 mkdir -p "$MNT"
