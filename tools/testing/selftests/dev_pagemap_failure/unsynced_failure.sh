@@ -171,7 +171,7 @@ hardware_corrupted() {	# HardwareCorrupted of /proc/meminfo, in kB
 }
 
 # erofs_case: the orderly removal of memory nobody claimed, mapped by a
-# process. Four results.
+# process. Five results.
 erofs_case() {
 	name="ranged, erofs dax=always on pmem (claims nothing)"
 	dpf_set_mode ranged
@@ -182,7 +182,8 @@ erofs_case() {
 	   ! dd if="$WORK/erofs.img" of="/dev/$pmem" bs=1M conv=fsync 2>/dev/null ||
 	   ! mount -t erofs -o dax=always "/dev/$pmem" "$MNT"; then
 		for t in "orderly removal revokes the mapping" "the fallback took it" \
-			 "no hardware memory corruption reported" "HardwareCorrupted unchanged"; do
+			 "no hardware memory corruption reported" "HardwareCorrupted unchanged" \
+			 "unmounts after the removal"; do
 			ktap_test_fail "$name: $t (no erofs image made or mounted)"
 		done
 		return
@@ -206,12 +207,15 @@ erofs_case() {
 	fi
 	[ -n "$hc_before" ] && [ "$hc_before" = "$hc_after" ]
 	result "$name: HardwareCorrupted unchanged"
+	# The eviction walks what is left of the page cache: entries of the
+	# removed device's struct pages faulted here.
 	umount "$MNT"
+	result "$name: unmounts after the removal"
 	dax_rebind "$unbind" && dax_wait_blockdev "$pmem"
 }
 
 ktap_print_header
-ktap_set_plan 52
+ktap_set_plan 53
 
 dax_setup_namespaces fsdax 512M
 [ -b "/dev/$pmem" ] || ktap_exit_fail_msg "no fsdax namespace; nothing else can run"
