@@ -145,7 +145,8 @@ unsynced_case() {
 	if [ -n "$mapped" ]; then
 		xfs_io -f -c "falloc 0 ${MAPPED_MB}m" "$MNT/mapped"
 		run_probe "$name: orderly removal under a process storing through a DAX mapping" \
-			"$PROBE" -e 64 -s "$MAPPED_MB" -t "$(scaled 5000)" -r "$unbind" "$MNT/mapped"
+			"$PROBE" -e 64 -s "$MAPPED_MB" -t "$(scaled 5000)" -r "$unbind" \
+			"$MNT/mapped"
 	else
 		ktap_test_result "$name: orderly removal" dax_unbind "$unbind"
 	fi
@@ -161,8 +162,9 @@ unsynced_case() {
 	out=$(fs_check "$fs" "$dev" 2>&1)
 	rc=$?
 	[ $rc -eq 0 ] || echo "$out" | sed 's/^/# fsck: /'
-	ktap_test_result "$name: $([ "$fs" = ext4 ] && echo e2fsck -fn || echo xfs_repair -n) is clean" \
-		[ $rc -eq 0 ]
+	checker="xfs_repair -n"
+	[ "$fs" = ext4 ] && checker="e2fsck -fn"
+	ktap_test_result "$name: $checker is clean" [ $rc -eq 0 ]
 	[ "$where" = dm ] && dm_remove dpf-unsynced
 }
 

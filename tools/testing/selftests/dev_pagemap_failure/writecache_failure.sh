@@ -73,8 +73,10 @@ cache_pfn=$(($(cat "/sys/block/$cache/device/resource") / 4096))
 other_pfn=$(($(cat "/sys/block/$other/device/resource") / 4096))
 wc_table() {
 	dd if=/dev/zero of="/dev/$cache" bs=1M count=1 oflag=direct 2>/dev/null
-	dm_create dpf-wc-origin "0 $(dax_sectors "$origin") linear /dev/$origin 0" &&
-		dm_create dpf-wc "0 $(dax_sectors "$origin") writecache p /dev/mapper/dpf-wc-origin /dev/$cache 4096 0" ||
+	len=$(dax_sectors "$origin")
+	dm_create dpf-wc-origin "0 $len linear /dev/$origin 0" &&
+		dm_create dpf-wc \
+			"0 $len writecache p /dev/mapper/dpf-wc-origin /dev/$cache 4096 0" ||
 		ktap_exit_fail_msg "cannot create the writecache table; nothing else can run"
 	blocks=$(wc_field 5)
 }
