@@ -13,7 +13,8 @@
 # directory's Makefile does not name yet is not part of the kernel at that
 # commit and is skipped. The standalone fixes at the head of the series
 # (patches/fixes/) are built once more without Rust (config/norust.config),
-# as a maintainer who takes only them would.
+# as prefixes and then each alone on the pristine base, as a maintainer who
+# takes only them, or only one of them, would.
 #
 # The head of the series is built every time, verified before or not, and
 # is what make check's compile-only tests judge: its build tree then holds
@@ -189,6 +190,48 @@ for commit in $(git -C "$KTREE" rev-list --reverse "$KBASE_TAG..dpf"); do
 	[ "$commit" = "$head" ] && alone=", and ${#plain[@]} of them again without Rust"
 	echo "  $n: ${#built[@]} builds of the touched objects pass at \"$subject\"$alone${skipped:+ (not in the build yet: ${skipped[*]})}, $((SECONDS - started)) s"
 done
-git -C "$src" checkout -q --detach dpf 2>/dev/null || true
-echo "bisect: $checked commits built, $failed failures, $SECONDS s"
+# Each standalone fix alone: applied by itself to the pristine base and its
+# objects built without Rust, as a stable tree that takes only that fix
+# would (the loop above builds them as prefixes of the series).
+n=0
+for commit in $(git -C "$KTREE" rev-list --reverse "$KBASE_TAG..dpf" | head -n "$nfix"); do
+	n=$((n + 1))
+	subject=$(git -C "$KTREE" log -1 --format=%s "$commit")
+	alone_objects=()
+	while read -r f; do
+		o=$(object_of "$f")
+		[ -n "$o" ] && alone_objects+=("$o")
+	done < <(git -C "$KTREE" diff-tree --no-commit-id --name-only -r "$commit")
+	content=$({ git -C "$KTREE" diff "$commit^" "$commit"; echo "${alone_objects[*]}"; } |
+		  sha256sum | cut -c1-16)
+	stamp=$verified/alone-$content-$inputs
+	if [ -e "$stamp" ]; then
+		echo "  fix $n alone: verified before at \"$subject\""
+		continue
+	fi
+	started=$SECONDS
+	log="$logs/fix-$n-alone.log"
+	: > "$log"
+	git -C "$src" checkout -q -f --detach "$KBASE_TAG"
+	if ! git -C "$KTREE" diff "$commit^" "$commit" | git -C "$src" apply >> "$log" 2>&1; then
+		echo "  fix $n does not apply alone to pristine $KSRC_UPSTREAM (log: $log)"
+		failed=$((failed + 1))
+		continue
+	fi
+	built=() skipped=()
+	before=$failed
+	configure "$norust" "$DPF_TOP/config/norust.config" > "$log.config" 2>&1 &&
+		build "$norust" "$log" "${alone_objects[@]}" ||
+		{ echo "  fix $n alone does not build without Rust (log: $log)"; failed=$((failed + 1)); }
+	if grep -qE '(warning|error):' "$log"; then
+		echo "  fix $n alone: warnings (log: $log)"
+		grep -E -A4 '(warning|error):' "$log" | head -n 20
+		failed=$((failed + 1))
+	fi
+	git -C "$src" checkout -q -f --detach "$KBASE_TAG"
+	[ "$failed" -eq "$before" ] && touch "$stamp"
+	echo "  fix $n alone on pristine $KSRC_UPSTREAM: ${#built[@]} objects build without Rust at \"$subject\", $((SECONDS - started)) s"
+done
+git -C "$src" checkout -q -f --detach dpf 2>/dev/null || true
+echo "bisect: $checked commits built, $nfix fixes built alone, $failed failures, $SECONDS s"
 [ "$failed" -eq 0 ]
