@@ -23,7 +23,7 @@ KTREE=$DPF_CACHE/linux-$KSRC_UPSTREAM
 KBASE_TAG=dpf-base
 KBUILD_DIR=$DPF_CACHE/build			# $KBUILD_DIR/<variant> is O=
 
-# Toolchain (DESIGN.md section 5).
+# Toolchain: the LLVM and bindgen versions the kernel's Rust support of 7.3 accepts (scripts/deps.sh installs them).
 LLVM_SUFFIX=-19
 BINDGEN_VERSION=0.73.2
 export PATH=$HOME/.cargo/bin:$PATH

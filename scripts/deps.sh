@@ -7,7 +7,7 @@
 . "$(dirname "$0")/common.sh"
 
 PACKAGES=(
-	# kernel build (DESIGN.md section 5)
+	# kernel build, with Rust (clang, lld and libclang for bindgen)
 	build-essential flex bison bc cpio kmod libelf-dev libssl-dev dwarves ccache
 	clang-19 lld-19 llvm-19 libclang-19-dev
 	# guest and tests

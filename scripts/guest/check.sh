@@ -3,7 +3,7 @@
 #
 # Guest side of `make check`: run the kselftests (KTAP on stdout), then ask
 # kmemleak for a scan when the kernel has it. The host counts the results
-# and scans the console for splats (scripts/results.sh).
+# and scans the console for splats (scripts/results.py).
 
 # dpf.inject_lockdep_bug=1 on the command line (DPF_GUEST_ARGS) takes two
 # locks in both orders first: lockdep must report it and the run go red.
