@@ -110,21 +110,26 @@ fn printk_ratelimit() -> bool {
     unsafe { bindings::__printk_ratelimit(c"dev_pagemap_failure".as_char_ptr()) != 0 }
 }
 
-/// The runtime mode, from `dev_pagemap_failure.mode`.
+/// How failures are delivered. Only a test kernel (`CONFIG_DEV_PAGEMAP_FAILURE_TEST`) has a
+/// choice, `dev_pagemap_failure.mode`, to measure the old paths beside the ranged one; every
+/// other kernel is [`Mode::Ranged`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
-    /// Upstream 7.3: the holder is told of a removal, nothing else changes.
+    /// Upstream: the holder is told of a removal, nothing else changes.
+    #[cfg_attr(not(CONFIG_DEV_PAGEMAP_FAILURE_TEST), allow(dead_code))]
     Off,
     /// `dev_pagemap_failure()` walks the device one page at a time.
+    #[cfg_attr(not(CONFIG_DEV_PAGEMAP_FAILURE_TEST), allow(dead_code))]
     Pfn,
     /// One call per claim.
     Ranged,
 }
 
 /// The mode now. Each failure reads it once, where it enters (the entry points in [`ffi`],
-/// `memory_failure()` and `memory_failure_range()` in C), and carries the answer in its
-/// `MF_RANGED` flag ([`Mode::flags`]) to everything below: the pmem driver's operation,
+/// `memory_failure()` and `memory_failure_range()` in C); a failure that entered in mode `off`
+/// carries `MF_UPSTREAM` ([`Mode::flags`]) to everything below: the pmem driver's operation,
 /// routes, owners. A write to the parameter during a removal cannot mix the paths.
+#[cfg(CONFIG_DEV_PAGEMAP_FAILURE_TEST)]
 fn mode() -> Mode {
     // SAFETY: Reads an integer parameter.
     match unsafe { bindings::dev_pagemap_failure_mode() } {
@@ -134,19 +139,26 @@ fn mode() -> Mode {
     }
 }
 
+/// The mode of a kernel without the test interfaces: always ranged.
+#[cfg(not(CONFIG_DEV_PAGEMAP_FAILURE_TEST))]
+fn mode() -> Mode {
+    Mode::Ranged
+}
+
 impl Mode {
-    /// The `MF_*` flags a failure that entered in this mode carries: `MF_RANGED` unless off.
+    /// The `MF_*` flags a failure that entered in this mode carries: `MF_UPSTREAM` if off.
     fn flags(self) -> c_int {
         match self {
-            Mode::Off => 0,
-            Mode::Pfn | Mode::Ranged => bindings::mf_flags_MF_RANGED as c_int,
+            Mode::Off => bindings::mf_flags_MF_UPSTREAM as c_int,
+            Mode::Pfn | Mode::Ranged => 0,
         }
     }
 }
 
-/// Whether a failure entered with the ranged core on (its `MF_RANGED` flag).
+/// Whether a failure entered with the ranged core on (no `MF_UPSTREAM` flag; always in a
+/// kernel without the test interfaces, where that flag is 0).
 fn is_ranged(mf_flags: c_int) -> bool {
-    mf_flags & bindings::mf_flags_MF_RANGED as c_int != 0
+    mf_flags & bindings::mf_flags_MF_UPSTREAM as c_int == 0
 }
 
 /// The largest pfn count: pfns are physical addresses shifted right by `PAGE_SHIFT`.
@@ -158,7 +170,7 @@ const PFN_LIMIT: u64 = u64::MAX >> PAGE_SHIFT;
 /// them). Claimed parts go to their owners, one call per claim; the parts nobody takes go to
 /// `unclaimed_pages`, the pfn-at-a-time fallback, which skips pages nobody maps.
 ///
-/// A failure that entered in mode `off` (no `MF_RANGED`) behaves as upstream: it goes to the
+/// A failure that entered in mode `off` (`MF_UPSTREAM`) behaves as upstream: it goes to the
 /// claims (the holder), no fallback runs, and a part nobody took makes the result "not
 /// handled" ([`outcome::not_handled`]), which sends a single-page failure to the generic
 /// handler in mm/memory-failure.c.

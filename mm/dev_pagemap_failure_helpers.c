@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The C side of the ranged memory failure core in mm/dev_pagemap_failure.rs:
- * what Rust in this kernel cannot define yet, a string-valued parameter, the
- * tracepoint bodies and the exports of the Rust entry points to modules
+ * what Rust in this kernel cannot define yet, a string-valued parameter (test
+ * kernels only), the tracepoint bodies and the exports of the Rust entry points to modules
  * (#[export] only fixes the symbol name).
  */
 #include <linux/dev_pagemap_failure.h>
@@ -17,6 +17,7 @@
 #define CREATE_RUST_TRACE_POINTS
 #include <trace/events/dev_pagemap_failure.h>
 
+#ifdef CONFIG_DEV_PAGEMAP_FAILURE_TEST
 #undef MODULE_PARAM_PREFIX
 #define MODULE_PARAM_PREFIX "dev_pagemap_failure."
 
@@ -57,10 +58,11 @@ MODULE_PARM_DESC(mode, "Failure delivery: ranged (default), pfn or off (upstream
 /**
  * dev_pagemap_failure_mode() - the current failure delivery mode
  *
- * The mode may change at any time through sysfs.  Each failure reads it
- * once, where it enters (memory_failure(), memory_failure_range(), the
- * core's entry points), and carries the answer in MF_RANGED to the driver,
- * the routes and the owners, which look at that flag instead.
+ * Test kernels only.  The mode may change at any time through sysfs.  Each
+ * failure reads it once, where it enters (memory_failure(),
+ * memory_failure_range(), the core's entry points), and a failure that
+ * entered in mode off carries MF_UPSTREAM to the driver, the routes and the
+ * owners, which look at that flag instead.
  *
  * Return: the mode selected by dev_pagemap_failure.mode.
  */
@@ -68,6 +70,7 @@ enum dev_pagemap_failure_mode dev_pagemap_failure_mode(void)
 {
 	return READ_ONCE(dpf_mode);
 }
+#endif /* CONFIG_DEV_PAGEMAP_FAILURE_TEST */
 
 /**
  * dev_pagemap_failure_cond_resched() - a reschedule point for the Rust core

@@ -27,8 +27,10 @@ struct dax_failure_registry;
  *	comparison).
  * @DPF_MODE_RANGED: one call per claim (the default).
  *
- * Selected with dev_pagemap_failure.mode={off,pfn,ranged} on the command
- * line or in /sys/module/dev_pagemap_failure/parameters/mode.
+ * Only a test kernel (CONFIG_DEV_PAGEMAP_FAILURE_TEST) has a mode, selected
+ * with dev_pagemap_failure.mode={off,pfn,ranged} on the command line or in
+ * /sys/module/dev_pagemap_failure/parameters/mode, to measure the old paths
+ * beside the new one; every other kernel with the feature is ranged.
  */
 enum dev_pagemap_failure_mode {
 	DPF_MODE_OFF,
@@ -113,7 +115,14 @@ int dax_failure_notify_pfns(struct dax_device *dax_dev,
 			    unsigned long pfn, unsigned long nr_pages,
 			    int mf_flags);
 int dev_pagemap_failure(struct dev_pagemap *pgmap, int mf_flags);
+#ifdef CONFIG_DEV_PAGEMAP_FAILURE_TEST
 enum dev_pagemap_failure_mode dev_pagemap_failure_mode(void);
+#else
+static inline enum dev_pagemap_failure_mode dev_pagemap_failure_mode(void)
+{
+	return DPF_MODE_RANGED;
+}
+#endif
 
 /* For drivers/dax/super.c, which owns the registry of each dax_device. */
 struct dax_failure_registry *dax_failure_registry_alloc(void);
@@ -215,7 +224,7 @@ static inline void dax_failure_set_name(struct dax_device *dax_dev,
 }
 #endif
 
-#ifdef CONFIG_MEMORY_FAILURE
+#if defined(CONFIG_MEMORY_FAILURE) && defined(CONFIG_DEV_PAGEMAP_FAILURE)
 int memory_failure_range(unsigned long pfn, unsigned long nr_pages,
 			 int mf_flags);
 #endif

@@ -191,17 +191,16 @@ mod tests {
         // Death announces the removal once to each claim, then refuses everything but
         // unregistration.
         dax.kill();
-        // The removal enters at kill_dax(): in mode ranged (the tests' mode) it carries
-        // MF_RANGED to the owners.
+        // The removal enters at kill_dax(): in mode ranged (the tests' mode) it carries no
+        // MF_UPSTREAM to the owners.
         let pre_remove = bindings::mf_flags_MF_MEM_PRE_REMOVE as i32;
-        let ranged = bindings::mf_flags_MF_RANGED as i32;
         assert_eq!(
             (a.seen(), a.flags.load(Relaxed)),
-            ((3, 0x1000, 0x1000), pre_remove | ranged)
+            ((3, 0x1000, 0x1000), pre_remove)
         );
         assert_eq!(
             (b.seen(), b.flags.load(Relaxed)),
-            ((3, 0x2000, 0x1000), pre_remove | ranged)
+            ((3, 0x2000, 0x1000), pre_remove)
         );
         assert_eq!(dax.register(0x8000, 0x1000, &a), ENXIO.to_errno());
         assert_eq!(dax.notify(0, 0x4000, 0), ENXIO.to_errno());
@@ -277,22 +276,22 @@ mod tests {
         assert_eq!(top.seen(), (6, 0, 0x10000));
 
         // The mode a failure entered in travels in its flags: a route sees only those. One
-        // that entered in mode `off` (no MF_RANGED) is not passed up, whatever the mode is now.
-        let ranged = bindings::mf_flags_MF_RANGED as i32;
+        // that entered in mode `off` (MF_UPSTREAM) is not passed up, whatever the mode is now.
+        let upstream = bindings::mf_flags_MF_UPSTREAM as i32;
         // SAFETY: `route` is valid and its upper device live.
-        let ret = unsafe { dax_failure_route(&raw const route, 0x12000, 0x1000, 0) };
+        let ret = unsafe { dax_failure_route(&raw const route, 0x12000, 0x1000, upstream) };
         assert_eq!(ret, not_handled());
         assert_eq!(top.seen().0, 6);
         // SAFETY: As above.
-        let ret = unsafe { dax_failure_route(&raw const route, 0x12000, 0x1000, ranged) };
+        let ret = unsafe { dax_failure_route(&raw const route, 0x12000, 0x1000, 0) };
         assert_eq!(ret, 0);
         assert_eq!(top.seen(), (7, 0x6000, 0x1000));
-        assert_ne!(top.flags.load(Relaxed) & ranged, 0);
+        assert_eq!(top.flags.load(Relaxed) & upstream, 0);
 
         // A malformed route is refused with -EINVAL, never translated.
         route.member = 2;
         // SAFETY: `route` is valid and its upper device live.
-        let ret = unsafe { dax_failure_route(&raw const route, 0x12000, 0x1000, ranged) };
+        let ret = unsafe { dax_failure_route(&raw const route, 0x12000, 0x1000, 0) };
         assert_eq!(ret, EINVAL.to_errno());
 
         // Atomic hand-over of a claim: the new owner gets the failure, the old one not.
