@@ -9,8 +9,12 @@
 #      kernel splat fails the run (scripts/results.py). Its time limit scales
 #      with the slowdown the guest measures (scripts/vm.sh);
 #   4. compile-only: every prefix of the series builds, the head in the
-#      production configuration and without Rust (scripts/bisect-check.sh),
-#      beside the guest run.
+#      production configuration and without Rust, and each standalone fix
+#      alone on the pristine base (scripts/bisect-check.sh), beside the
+#      guest run;
+#   5. plain: the series in a kernel without Rust (config/plain.config,
+#      built after the compile-only builds, beside the guest run) boots and
+#      runs the removal tests that need no ranged core (XFS, ext4).
 # Ends with a table of where the time went, then one line "N passed, N
 # failed", and fails if anything failed.
 . "$(dirname "$0")/common.sh"
@@ -135,8 +139,14 @@ stage "guest run, compile-only builds beside it" "debug kernel, QEMU TCG, 2 GiB 
 # nothing from it; the guest's slowdown and time limit are measured and
 # scaled with them running. They touch nothing the guest uses (their own
 # worktree and build trees).
+# Then the plain kernel (no Rust), which boots after the debug guest.
 nice -n 19 "$DPF_TOP/scripts/bisect-check.sh" "$logs/bisect" > "$logs/bisect.log" 2>&1 &
 bisect_pid=$!
+( wait_for_bisect() { while kill -0 "$bisect_pid" 2>/dev/null; do sleep 5; done; }
+  wait_for_bisect
+  nice -n 19 "$DPF_TOP/scripts/kernel.sh" plain > "$logs/kernel-plain.log" 2>&1
+  echo $? > "$logs/kernel-plain.rc" ) &
+plain_pid=$!
 # The guest's limit: DPF_GUEST_TIMEOUT s on the reference machine (where
 # the guest run takes about 5 min: a margin for a calibration that a busy
 # host makes read low; a stalled test is caught sooner, by the guest's
@@ -197,6 +207,28 @@ if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed,\ ([0-9]+)\ skipped$ ]]; the
 		echo "  (${BASH_REMATCH[3]} skipped guest tests count as failed: every test must run)"
 else
 	fail "judging the guest run (scripts/results.py) did not finish"
+fi
+
+stage "plain kernel, its guest run" "no Rust, so no ranged core: XFS and ext4 removal through kill_dax()"
+wait "$plain_pid"
+if [ "$(cat "$logs/kernel-plain.rc" 2>/dev/null)" = 0 ]; then
+	pass "plain kernel (no Rust) builds"
+	prun=$DPF_OUT/runs/plain-check
+	ci_left=$((${DPF_CI_LIMIT:-5400} - SECONDS - 60))
+	[ "$ci_left" -gt 60 ] || ci_left=60
+	"$DPF_TOP/scripts/vm.sh" -k plain -t "${DPF_PLAIN_TIMEOUT:-300}" -c "$ci_left" \
+		-o "$prun" check || true
+	python3 "$DPF_TOP/scripts/results.py" "$prun" 2>&1 | tee "$logs/plain-guest.txt" || true
+	last=$(tail -n1 "$logs/plain-guest.txt")
+	if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed,\ ([0-9]+)\ skipped$ ]]; then
+		passed=$((passed + BASH_REMATCH[1]))
+		failed=$((failed + BASH_REMATCH[2] + BASH_REMATCH[3]))
+	else
+		fail "judging the plain guest run (scripts/results.py) did not finish"
+	fi
+else
+	tail -n 40 "$logs/kernel-plain.log"
+	fail "plain kernel (no Rust) (log: $logs/kernel-plain.log)"
 fi
 
 finish

@@ -10,11 +10,14 @@
 # dpf.only=NAME[,NAME...] runs only the selftests NAME.sh, and
 # dpf.test_mode=MODE runs the scripts that honour it in that failure mode
 # (off shows upstream): for a developer's `make vm VARIANT=debug
-# SCRIPT=check`, never in make check. dpf.load_cycles=N sets the cycles of
+# SCRIPT=check`, never in make check. dpf.variant=plain (scripts/vm.sh -k
+# plain) runs only what a kernel without the ranged core can.
+# dpf.load_cycles=N sets the cycles of
 # load_failure.sh (make stress), dpf.load_configs=A,B its configurations.
-only=
+only= variant=
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in
+	dpf.variant=*) variant=${arg#dpf.variant=} ;;
 	dpf.inject_lockdep_bug=1)
 		echo 1 > /sys/kernel/debug/dev_pagemap_failure/inject_lockdep_bug ;;
 	dpf.only=*) only=${arg#dpf.only=} ;;
@@ -117,6 +120,10 @@ run_watched() {
 	cat "$times" 2>/dev/null
 	return $rc
 }
+
+# The plain variant (no Rust, so no ranged core) runs the removal tests
+# that need none: unsynced_failure.sh's plain cases.
+[ "$variant" = plain ] && only=${only:-unsynced_failure}
 
 # Each script prints its own KTAP plan; results.py adds them up.
 # module_failure.sh unloads and reloads modules: it goes last.

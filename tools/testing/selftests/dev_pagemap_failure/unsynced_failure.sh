@@ -23,6 +23,13 @@
 # it is not a hardware error: no "hardware memory corruption" line and
 # HardwareCorrupted unchanged.
 #
+# In a kernel without the ranged core (no Rust: the plain variant,
+# dpf.variant=plain on the command line) there is no registry and no mode:
+# XFS (with and without rmapbt) and ext4 -o dax hear of the removal from
+# kill_dax(), as the dax_device's holder, and run the same sync and
+# revocation. There the unsynced cases run on pmem directly, and the mapped
+# case for each of them: no page stays readable after the removal.
+#
 # Periodic writeback, the ext4 journal's commit timer and XFS's log worker
 # are held off for the run, so that nothing but the removal syncs the work.
 #
@@ -57,11 +64,13 @@ echo 0 > /proc/sys/vm/dirty_writeback_centisecs
 echo 360000 > /proc/sys/vm/dirty_expire_centisecs
 echo 720000 > /proc/sys/fs/xfs/xfssyncd_centisecs
 
-# fs_make FS DEV: a new filesystem FS (ext4 or xfs) on DEV.
+# fs_make FS DEV: a new filesystem FS (ext4, xfs, or xfs-rmap: with the
+# reverse-map btree) on DEV.
 fs_make() {
 	case $1 in
 	ext4) mkfs.ext4 -q -F -b 4096 "$2" ;;
-	xfs) mkfs.xfs -f -q "$2" ;;
+	xfs) mkfs.xfs -f -q -m rmapbt=0 "$2" ;;
+	xfs-rmap) mkfs.xfs -f -q -m rmapbt=1 "$2" ;;
 	esac
 }
 
@@ -70,14 +79,14 @@ fs_make() {
 fs_mount() {
 	case $1 in
 	ext4) mount -t ext4 -o "commit=3600${3:+,$3}" "$2" "$MNT" ;;
-	xfs) mount -t xfs ${3:+-o "$3"} "$2" "$MNT" ;;
+	xfs*) mount -t xfs ${3:+-o "$3"} "$2" "$MNT" ;;
 	esac
 }
 
 fs_check() {	# fs_check FS DEV: the filesystem's own offline check
 	case $1 in
 	ext4) e2fsck -fn "$2" ;;
-	xfs) xfs_repair -n "$2" ;;
+	xfs*) xfs_repair -n "$2" ;;
 	esac
 }
 
@@ -128,7 +137,7 @@ stored_intact() {	# stored_intact FILE: what the probe stored is there
 unsynced_case() {
 	name=$1 mode=$2 fs=$3 opts=$4 where=$5 mapped=$6
 	dev=/dev/$pmem
-	dpf_set_mode "$mode"
+	[ "$mode" = plain ] || dpf_set_mode "$mode"
 	if [ "$where" = dm ]; then
 		dm_create dpf-unsynced "0 $(dax_sectors "$pmem") linear /dev/$pmem 0"
 		dev=/dev/mapper/dpf-unsynced
@@ -216,11 +225,43 @@ erofs_case() {
 	dax_rebind "$unbind" && dax_wait_blockdev "$pmem"
 }
 
+variant=
+for arg in $(cat /proc/cmdline); do
+	case $arg in
+	dpf.variant=*) variant=${arg#dpf.variant=} ;;
+	esac
+done
+
 ktap_print_header
-ktap_set_plan 53
+if [ "$variant" = plain ]; then
+	ktap_set_plan 24
+else
+	ktap_set_plan 53
+fi
 
 dax_setup_namespaces fsdax 512M
 [ -b "/dev/$pmem" ] || ktap_exit_fail_msg "no fsdax namespace; nothing else can run"
+
+if [ "$variant" = plain ]; then
+	# The kernel must be what it says: no ranged core.
+	[ ! -e /sys/module/dev_pagemap_failure ] ||
+		ktap_exit_fail_msg "dpf.variant=plain, but the kernel has the ranged core"
+	for fs_opts in ext4: ext4:dax xfs:dax=always xfs-rmap:dax=always; do
+		fs=${fs_opts%%:*} opts=${fs_opts#*:}
+		unsynced_case "plain, $fs ${opts:-(no dax)} on pmem" plain "$fs" "$opts" pmem
+	done
+	for fs_opts in ext4:dax xfs:dax=always xfs-rmap:dax=always; do
+		fs=${fs_opts%%:*} opts=${fs_opts#*:}
+		unsynced_case "plain, $fs $opts on pmem, mapped" plain "$fs" "$opts" pmem mapped
+	done
+	# A filesystem that is not the holder (ext4 on a second partition)
+	# hears nothing, as upstream: not tested here.
+	echo "$writeback" > /proc/sys/vm/dirty_writeback_centisecs
+	echo "$expire" > /proc/sys/vm/dirty_expire_centisecs
+	echo "$xfssyncd" > /proc/sys/fs/xfs/xfssyncd_centisecs
+	ktap_finished
+	exit
+fi
 
 for where in pmem dm; do
 	for mode in ranged off; do
