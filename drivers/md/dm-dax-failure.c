@@ -211,7 +211,7 @@ static void dm_dax_failure_claim(struct dm_table *t,
 
 /**
  * dm_dax_failure_prepare - claim below what a table about to go live maps
- * @old: the live table, or NULL
+ * @md: the mapped device, whose live table (or none) is about to go
  * @new: the table that dm_swap_table() is about to make live
  *
  * Step 1 of the ordering at the top of this file.  A claim that cannot be
@@ -222,8 +222,10 @@ static void dm_dax_failure_claim(struct dm_table *t,
  *
  * Context: Process context, under md->suspend_lock, the device suspended.
  */
-void dm_dax_failure_prepare(struct dm_table *old, struct dm_table *new)
+void dm_dax_failure_prepare(struct mapped_device *md, struct dm_table *new)
 {
+	struct dm_table *old = rcu_dereference_protected(md->map,
+					lockdep_is_held(&md->suspend_lock));
 	struct dm_dax_failure_claim *claim, *prev;
 	unsigned int noio;
 	int r;
