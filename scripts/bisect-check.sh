@@ -125,7 +125,7 @@ object_of() {
 # the C whose Makefile lines depend on the feature.
 feature_only='^(mm/dev_pagemap_failure\.o|mm/dev_pagemap_failure_helpers\.o|drivers/md/dm-dax-failure\.o)$'
 
-objects=()
+objects=() plain=()
 failed=0 checked=0
 n=0
 head=$(git -C "$KTREE" rev-parse dpf)
@@ -190,6 +190,57 @@ for commit in $(git -C "$KTREE" rev-list --reverse "$KBASE_TAG..dpf"); do
 	[ "$commit" = "$head" ] && alone=", and ${#plain[@]} of them again without Rust"
 	echo "  $n: ${#built[@]} builds of the touched objects pass at \"$subject\"$alone${skipped:+ (not in the build yet: ${skipped[*]})}, $((SECONDS - started)) s"
 done
+# Feature off = pristine + the standalone fixes + the removal sweep: every
+# object of the series that a kernel without Rust builds is compiled at the
+# last standalone fix too (a worktree of its own), and the two builds may
+# differ only in the functions config/feature-off.allowed names
+# (scripts/objdiff.py compares the machine code function by function).
+if [ "$nfix" -gt 0 ] && [ ${#plain[@]} -gt 0 ]; then
+	ref_src=$DPF_CACHE/feature-off-src
+	ref_build=$KBUILD_DIR/feature-off-ref
+	ref_commit=$(git -C "$KTREE" rev-list --reverse "$KBASE_TAG..dpf" | sed -n "${nfix}p")
+	log="$logs/feature-off.log"
+	: > "$log"
+	if [ ! -d "$ref_src/.git" ] && [ ! -f "$ref_src/.git" ]; then
+		git -C "$KTREE" worktree prune
+		rm -rf "$ref_src"
+		git -C "$KTREE" worktree add -q --detach "$ref_src" "$ref_commit"
+	fi
+	[ "$(git -C "$ref_src" rev-parse HEAD)" = "$ref_commit" ] ||
+		git -C "$ref_src" checkout -q -f --detach "$ref_commit"
+	mkdir -p "$ref_build"
+	saved_src=$src
+	src=$ref_src
+	kmake[2]=$ref_src
+	built=() skipped=()
+	before=$failed
+	if configure "$ref_build" "$DPF_TOP/config/norust.config" > "$log.config" 2>&1; then
+		build "$ref_build" "$log" "${plain[@]}"
+	else
+		echo "  feature off: configuring the reference failed (log: $log.config)"
+		failed=$((failed + 1))
+	fi
+	src=$saved_src
+	kmake[2]=$src
+	allowed=$(grep -v '^#' "$DPF_TOP/config/feature-off.allowed" | grep . || true)
+	unexpected=() compared=0
+	for o in "${plain[@]}"; do
+		[ -f "$ref_build/$o" ] && [ -f "$norust/$o" ] || continue
+		compared=$((compared + 1))
+		while read -r what fn; do
+			[ -n "$fn" ] || continue
+			grep -qxF "$o $fn" <<< "$allowed" || unexpected+=("$o: $what $fn")
+		done < <(python3 "$DPF_TOP/scripts/objdiff.py" "$ref_build/$o" "$norust/$o")
+	done
+	if [ ${#unexpected[@]} -gt 0 ]; then
+		echo "  feature off: code that differs from pristine + fixes, not in config/feature-off.allowed:"
+		printf '    %s\n' "${unexpected[@]}"
+		failed=$((failed + 1))
+	elif [ "$failed" -eq "$before" ]; then
+		echo "  feature off: $compared objects without Rust differ from pristine + fixes only in the allowed functions"
+	fi
+fi
+
 # Each standalone fix alone: applied by itself to the pristine base and its
 # objects built without Rust, as a stable tree that takes only that fix
 # would (the loop above builds them as prefixes of the series).

@@ -9,9 +9,10 @@
 #      kernel splat fails the run (scripts/results.py). Its time limit scales
 #      with the slowdown the guest measures (scripts/vm.sh);
 #   4. compile-only: every prefix of the series builds, the head in the
-#      production configuration and without Rust, and each standalone fix
-#      alone on the pristine base (scripts/bisect-check.sh), beside the
-#      guest run;
+#      production configuration and without Rust, each standalone fix
+#      alone on the pristine base, and the build without Rust differs from
+#      pristine + fixes only in the functions config/feature-off.allowed
+#      names (scripts/bisect-check.sh), beside the guest run;
 #   5. plain: the series in a kernel without Rust (config/plain.config,
 #      built after the compile-only builds, beside the guest run) boots and
 #      runs the removal tests that need no ranged core (XFS, ext4).
