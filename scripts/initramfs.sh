@@ -6,7 +6,7 @@
 # their shared libraries), the kselftest programs of this project built
 # statically, the guest scripts under scripts/guest/, and the modules of
 # the modular debug kernel when it has been built (a monolithic kernel
-# ignores them).
+# ignores them), with the harness's own lock-inversion module.
 . "$(dirname "$0")/common.sh"
 
 out=$DPF_OUT/initramfs.cpio.gz
@@ -65,6 +65,14 @@ if grep -qx 'CONFIG_MODULES=y' "$debug/.config" 2>/dev/null && [ -f "$debug/modu
 		INSTALL_MOD_STRIP=1 DEPMOD=/usr/sbin/depmod modules_install >/dev/null ||
 		die "installing the debug kernel's modules failed"
 	log "initramfs: modules of $(cat "$debug/include/config/kernel.release")"
+	# The harness's own lock inversion (harness/lockdep_inject/), loaded
+	# only with dpf.inject_lockdep_bug=1: lockdep must turn the run red.
+	inject=$DPF_CACHE/lockdep_inject
+	rm -rf "$inject"
+	cp -r "$DPF_TOP/harness/lockdep_inject" "$inject"
+	make -s -C "$KTREE" O="$debug" LLVM="$LLVM_SUFFIX" M="$inject" modules >/dev/null ||
+		die "building harness/lockdep_inject against the debug kernel failed"
+	cp "$inject/lockdep_inject.ko" "$root/dpf/"
 fi
 mv "$root/dpf/init" "$root/init"
 chmod +x "$root/init" "$root"/dpf/*.sh "$root"/dpf/selftests/*

@@ -11,19 +11,14 @@
 //!   failed page with CLAIMS claims on a private registry.
 //! * `last_failure_ns` (read): how long the last `dev_pagemap_failure()` took, so that a
 //!   benchmark can tell the revocation from the rest of a driver's teardown.
-//! * `inject_lockdep_bug` (write anything): takes two locks in both orders, which lockdep
-//!   must report; the harness uses it to prove that a kernel splat turns `make check` red.
 
 use kernel::{
     bindings, debugfs,
     ffi::{c_int, c_ulong},
-    fmt, new_spinlock,
+    fmt,
     page::PAGE_SHIFT,
     prelude::*,
-    sync::{
-        atomic::{Atomic, Relaxed},
-        SpinLock,
-    },
+    sync::atomic::{Atomic, Relaxed},
     time::{Instant, Monotonic},
     uaccess::UserSliceReader,
 };
@@ -37,7 +32,6 @@ pub(crate) struct Files {
     _inject: Pin<KBox<debugfs::File<InjectRangeFile>>>,
     _bench_lookup: Pin<KBox<debugfs::File<BenchLookupFile>>>,
     _last_failure: Pin<KBox<debugfs::File<LastFailureFile>>>,
-    _lockdep_bug: Pin<KBox<debugfs::File<LockdepBugFile>>>,
 }
 
 impl Files {
@@ -59,14 +53,6 @@ impl Files {
             )?,
             _last_failure: KBox::pin_init(
                 dir.read_callback_file(c"last_failure_ns", LastFailureFile, &LastFailureFile::show),
-                GFP_KERNEL,
-            )?,
-            _lockdep_bug: KBox::pin_init(
-                dir.write_callback_file(
-                    c"inject_lockdep_bug",
-                    LockdepBugFile,
-                    &LockdepBugFile::write,
-                ),
                 GFP_KERNEL,
             )?,
         })
@@ -233,41 +219,6 @@ impl BenchLookupFile {
         this.claims.store(claims, Relaxed);
         this.iterations.store(iterations, Relaxed);
         this.ns_per_dispatch.store(per, Relaxed);
-        Ok(())
-    }
-}
-
-#[pin_data]
-struct LockPair {
-    #[pin]
-    a: SpinLock<()>,
-    #[pin]
-    b: SpinLock<()>,
-}
-
-/// `inject_lockdep_bug`.
-struct LockdepBugFile;
-
-impl LockdepBugFile {
-    /// Takes two locks in both orders, one after the other. This cannot deadlock by itself,
-    /// but it is exactly the inversion that lockdep exists to report.
-    fn write(_: &Self, _reader: &mut UserSliceReader) -> Result {
-        pr_warn!("inject_lockdep_bug: taking two locks in both orders on purpose\n");
-        let pair = KBox::pin_init(
-            pin_init!(LockPair {
-                a <- new_spinlock!(()),
-                b <- new_spinlock!(()),
-            }),
-            GFP_KERNEL,
-        )?;
-        {
-            let _a = pair.a.lock();
-            let _b = pair.b.lock();
-        }
-        {
-            let _b = pair.b.lock();
-            let _a = pair.a.lock();
-        }
         Ok(())
     }
 }

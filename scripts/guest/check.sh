@@ -5,8 +5,9 @@
 # kmemleak for a scan when the kernel has it. The host counts the results
 # and scans the console for splats (scripts/results.py).
 
-# dpf.inject_lockdep_bug=1 on the command line (DPF_GUEST_ARGS) takes two
-# locks in both orders first: lockdep must report it and the run go red.
+# dpf.inject_lockdep_bug=1 on the command line (DPF_GUEST_ARGS) loads the
+# harness's module that takes two locks in both orders
+# (harness/lockdep_inject/): lockdep must report it and the run go red.
 # dpf.only=NAME[,NAME...] runs only the selftests NAME.sh, and
 # dpf.test_mode=MODE runs the scripts that honour it in that failure mode
 # (off shows upstream): for a developer's `make vm VARIANT=debug
@@ -19,7 +20,7 @@ for arg in $(cat /proc/cmdline); do
 	case "$arg" in
 	dpf.variant=*) variant=${arg#dpf.variant=} ;;
 	dpf.inject_lockdep_bug=1)
-		echo 1 > /sys/kernel/debug/dev_pagemap_failure/inject_lockdep_bug ;;
+		insmod /dpf/lockdep_inject.ko ;;
 	dpf.only=*) only=${arg#dpf.only=} ;;
 	dpf.test_mode=*) export DPF_TEST_MODE="${arg#dpf.test_mode=}" ;;
 	dpf.load_cycles=*) export DPF_LOAD_CYCLES="${arg#dpf.load_cycles=}" ;;
