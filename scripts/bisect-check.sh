@@ -106,6 +106,15 @@ build() {
 	done
 }
 
+# no_warnings LOG WHAT: a compiler warning or error in LOG is a failure,
+# said as WHAT with the first of them.
+no_warnings() {
+	grep -qE '(warning|error):' "$1" || return 0
+	echo "  $2 (log: $1)"
+	grep -E -A4 '(warning|error):' "$1" | head -n 20
+	failed=$((failed + 1))
+}
+
 if [ ! -d "$src/.git" ] && [ ! -f "$src/.git" ]; then
 	git -C "$KTREE" worktree prune
 	rm -rf "$src"
@@ -178,11 +187,7 @@ for commit in $(git -C "$KTREE" rev-list --reverse "$KBASE_TAG..dpf"); do
 			build "$norust" "$log" "${plain[@]}" ||
 			{ echo "  $n: the series does not build without Rust (log: $log)"; failed=$((failed + 1)); }
 	fi
-	if grep -qE '(warning|error):' "$log"; then
-		echo "  $n: warnings at \"$subject\" (log: $log)"
-		grep -E -A4 '(warning|error):' "$log" | head -n 20
-		failed=$((failed + 1))
-	fi
+	no_warnings "$log" "$n: warnings at \"$subject\""
 	checked=$((checked + 1))
 	[ "$failed" -eq 0 ] && touch "$stamp"
 	alone=
@@ -274,11 +279,7 @@ for commit in $(git -C "$KTREE" rev-list --reverse "$KBASE_TAG..dpf" | head -n "
 	configure "$norust" "$DPF_TOP/config/norust.config" > "$log.config" 2>&1 &&
 		build "$norust" "$log" "${alone_objects[@]}" ||
 		{ echo "  fix $n alone does not build without Rust (log: $log)"; failed=$((failed + 1)); }
-	if grep -qE '(warning|error):' "$log"; then
-		echo "  fix $n alone: warnings (log: $log)"
-		grep -E -A4 '(warning|error):' "$log" | head -n 20
-		failed=$((failed + 1))
-	fi
+	no_warnings "$log" "fix $n alone: warnings"
 	git -C "$src" checkout -q -f --detach "$KBASE_TAG"
 	[ "$failed" -eq "$before" ] && touch "$stamp"
 	echo "  fix $n alone on pristine $KSRC_UPSTREAM: ${#built[@]} objects build without Rust at \"$subject\", $((SECONDS - started)) s"
