@@ -197,45 +197,55 @@ for commit in $(git -C "$KTREE" rev-list --reverse "$KBASE_TAG..dpf"); do
 done
 # Feature off = pristine + the standalone fixes + the removal sweep: every
 # object of the series that a kernel without Rust builds is compiled at the
-# last standalone fix too (a worktree of its own), and the two builds may
-# differ only in the functions config/feature-off.allowed names
-# (scripts/objdiff.py compares the machine code function by function).
+# last standalone fix and at the head of the series (worktrees of their own),
+# and the two builds may differ only in the functions
+# config/feature-off.allowed names (scripts/objdiff.py compares the machine
+# code function by function). Both are built with __LINE__ defined to 0: a
+# function that only moved down the file (ext4_error() and WARN() pass their
+# line) is not a change.
 if [ "$nfix" -gt 0 ] && [ ${#plain[@]} -gt 0 ]; then
-	ref_src=$DPF_CACHE/feature-off-src
-	ref_build=$KBUILD_DIR/feature-off-ref
 	ref_commit=$(git -C "$KTREE" rev-list --reverse "$KBASE_TAG..dpf" | sed -n "${nfix}p")
 	log="$logs/feature-off.log"
 	: > "$log"
-	if [ ! -d "$ref_src/.git" ] && [ ! -f "$ref_src/.git" ]; then
-		git -C "$KTREE" worktree prune
-		rm -rf "$ref_src"
-		git -C "$KTREE" worktree add -q --detach "$ref_src" "$ref_commit"
-	fi
-	[ "$(git -C "$ref_src" rev-parse HEAD)" = "$ref_commit" ] ||
-		git -C "$ref_src" checkout -q -f --detach "$ref_commit"
-	mkdir -p "$ref_build"
 	saved_src=$src
-	src=$ref_src
-	kmake[2]=$ref_src
-	built=() skipped=()
 	before=$failed
-	if configure "$ref_build" "$DPF_TOP/config/norust.config" > "$log.config" 2>&1; then
-		build "$ref_build" "$log" "${plain[@]}"
-	else
-		echo "  feature off: configuring the reference failed (log: $log.config)"
-		failed=$((failed + 1))
-	fi
+	for side in ref head; do
+		src=$DPF_CACHE/feature-off-$side
+		commit=$ref_commit
+		[ "$side" = head ] && commit=$head
+		if [ ! -d "$src/.git" ] && [ ! -f "$src/.git" ]; then
+			git -C "$KTREE" worktree prune
+			rm -rf "$src"
+			git -C "$KTREE" worktree add -q --detach "$src" "$commit"
+		fi
+		[ "$(git -C "$src" rev-parse HEAD)" = "$commit" ] ||
+			git -C "$src" checkout -q -f --detach "$commit"
+		kmake[2]=$src
+		mkdir -p "$KBUILD_DIR/feature-off-$side"
+		built=() skipped=()
+		if configure "$KBUILD_DIR/feature-off-$side" "$DPF_TOP/config/norust.config" \
+				> "$log.config" 2>&1; then
+			kmake+=(KCFLAGS="-D__LINE__=0 -Wno-builtin-macro-redefined")
+			build "$KBUILD_DIR/feature-off-$side" "$log" "${plain[@]}" ||
+				{ echo "  feature off: the $side does not build (log: $log)"; failed=$((failed + 1)); }
+			unset 'kmake[${#kmake[@]}-1]'
+		else
+			echo "  feature off: configuring the $side failed (log: $log.config)"
+			failed=$((failed + 1))
+		fi
+	done
 	src=$saved_src
 	kmake[2]=$src
 	allowed=$(grep -v '^#' "$DPF_TOP/config/feature-off.allowed" | grep . || true)
 	unexpected=() compared=0
 	for o in "${plain[@]}"; do
-		[ -f "$ref_build/$o" ] && [ -f "$norust/$o" ] || continue
+		ref_o=$KBUILD_DIR/feature-off-ref/$o head_o=$KBUILD_DIR/feature-off-head/$o
+		[ -f "$ref_o" ] && [ -f "$head_o" ] || continue
 		compared=$((compared + 1))
 		while read -r what fn; do
 			[ -n "$fn" ] || continue
 			grep -qxF "$o $fn" <<< "$allowed" || unexpected+=("$o: $what $fn")
-		done < <(python3 "$DPF_TOP/scripts/objdiff.py" "$ref_build/$o" "$norust/$o")
+		done < <(python3 "$DPF_TOP/scripts/objdiff.py" "$ref_o" "$head_o")
 	done
 	if [ ${#unexpected[@]} -gt 0 ]; then
 		echo "  feature off: code that differs from pristine + fixes, not in config/feature-off.allowed:"

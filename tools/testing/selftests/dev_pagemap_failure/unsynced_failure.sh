@@ -234,7 +234,7 @@ done
 
 ktap_print_header
 if [ "$variant" = plain ]; then
-	ktap_set_plan 24
+	ktap_set_plan 21
 else
 	ktap_set_plan 53
 fi
