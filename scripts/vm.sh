@@ -62,33 +62,12 @@ rm -f "$img"
 truncate -s "$size" "$img"
 trap 'rm -f "$img"' EXIT
 
-# la57=off: with 5-level paging, an interrupt that lands while identify_cpu()
-# has cleared the boot CPU's capability bits (arch/x86/kernel/cpu/common.c)
-# makes pgtable_l5_enabled() briefly false, and KASAN then reports the
-# handler's access to a 5-level direct-map address as wild (seen once in
-# about a dozen debug boots). Guests here need only 4-level paging.
+# la57=off: the guests need only 4-level paging, and a 5-level boot can
+# make KASAN report a wild access in an interrupt during identify_cpu().
 #
-# thread=single: with multi-threaded TCG (QEMU 7.2, one host thread per
-# vCPU) a vCPU sometimes executes an int3 that text_poke_bp() had already
-# removed, and the kernel dies with "Oops: int3". `make boot-loop` (scripts/
-# boot-loop.sh) reproduces it: with DPF_TCG_THREAD=multi, 3 of 100 boots of
-# the release kernel died so, at static-key sites flipped during boot
-# (sched_clock_cpu() and sched_clock_tick() after "sched_clock: Marking
-# stable", ktime_get_update_offsets_now() after the switch to the TSC
-# clocksource); with thread=single, 0 of 100. The kernel is not at fault:
-# smp_text_poke_batch_finish() writes the first byte back, IPIs every CPU
-# with on_each_cpu() and only then drops the int3 handler's references, and
-# in every Oops the code bytes at the site were the restored instruction,
-# not 0xcc. In two of them both vCPUs ran the int3, and in one the task
-# that had flipped the key (pid 1, in sched_clock_init_late()) ran it in
-# the next initcall, cpu_latency_qos_init(), after static_branch_enable()
-# had returned. A vCPU executed a translation of code that had been
-# rewritten and synchronised before, which a real CPU cannot do after the
-# serialising IPI: the emulator's cross-modifying-code handling.
-# One TCG thread runs the vCPUs in turn, so a write to code is complete, and
-# the stale translation dropped, before any vCPU runs the site again. It
-# costs little here: the host has 2 cores and the guests' work is serial.
-# DPF_TCG_THREAD=multi brings the old behaviour back, for
+# thread=single: multi-threaded TCG can run a stale translation of code
+# that text_poke_bp() already restored ("Oops: int3" in about 3 of 100
+# boots); one TCG thread cannot. DPF_TCG_THREAD=multi brings it back for
 # scripts/boot-loop.sh, which reproduces the Oops; nothing else sets it.
 tcg_thread=${DPF_TCG_THREAD:-single}
 case $tcg_thread in single|multi) ;; *) die "DPF_TCG_THREAD must be single or multi" ;; esac
