@@ -11,54 +11,47 @@
 //!
 //! One concept per file:
 //!
-//! * this file: the module, the runtime [`Mode`], and the two ways a failure enters:
-//!   [`revoke_pagemap`] (the body of `dev_pagemap_failure()`, which a driver whose device
-//!   memory goes away calls once) and [`notify_pfns`] (the pmem driver's pagemap
+//! * this file: the module, the [`Mode`] a test kernel can choose, and the two ways a failure
+//!   enters: [`revoke_pagemap`] (the body of `dev_pagemap_failure()`, which a driver whose
+//!   device memory goes away calls once) and [`notify_pfns`] (the pmem driver's pagemap
 //!   `memory_failure` operation, which `memory_failure()` and `memory_failure_range()` reach);
-//! * [`registry`]: the claims of one dax_device and the dispatch of a failure to them;
+//! * [`registry`]: the registry of one dax_device and the claim lifecycle;
+//! * [`claims`]: the claims under the registry mutex, and the lookups;
+//! * [`owner`]: who owns a claim, and the call of its handler;
+//! * [`dispatch`]: a failure handed to the owners of the claims it overlaps;
 //! * [`outcome`]: what became of each part of a failure, which parts the fallback handles and
 //!   what the caller is told, decided in one place;
 //! * [`route`]: failures passed up through stacking drivers (device-mapper);
-//! * [`range`]: the pure range arithmetic, also compiled and tested on the host;
-//! * [`ffi`]: every C entry point, and every conversion of a raw C pointer;
+//! * [`range`] and [`stripe`]: the pure range arithmetic and dm stripe layout, also compiled
+//!   and tested on the host;
+//! * [`ffi`]: every C entry point, every conversion of a raw C pointer or errno;
 //! * [`debugfs`]: the read-only `devices` file;
-//! * `testing` (`CONFIG_DEV_PAGEMAP_FAILURE_TEST`), `kunit` and `kunit_ffi`
-//!   (`CONFIG_DEV_PAGEMAP_FAILURE_KUNIT_TEST`): test interfaces and tests, not built into a
-//!   production kernel.
+//! * [`ratelimit`]: a log rate limit per call site;
+//! * `testing` (`CONFIG_DEV_PAGEMAP_FAILURE_TEST`), `kunit`, `kunit_registry` and
+//!   `kunit_ffi` (`CONFIG_DEV_PAGEMAP_FAILURE_KUNIT_TEST`): test interfaces and tests, not
+//!   built into a production kernel.
 //!
 //! See Documentation/mm/dev_pagemap_failure.rst.
 
 use kernel::{
-    bindings,
-    ffi::c_int,
     memremap::{DevPagemap, PhysRange},
     page::PAGE_SHIFT,
     prelude::*,
     sync::atomic::Relaxed,
 };
 
-/// `pr_err!` under the kernel's printk rate limit: for errors a caller can trigger in a loop.
-macro_rules! pr_err_ratelimited {
-    ($($arg:tt)*) => {
-        if $crate::printk_ratelimit() {
-            pr_err!($($arg)*);
-        }
-    };
-}
+// The crate root is this file, so the module paths are spelled out. The rate-limited log
+// macros come first so that every module can use them.
+#[macro_use]
+#[path = "dev_pagemap_failure/ratelimit.rs"]
+mod ratelimit;
 
-/// `pr_warn!` under the kernel's printk rate limit.
-macro_rules! pr_warn_ratelimited {
-    ($($arg:tt)*) => {
-        if $crate::printk_ratelimit() {
-            pr_warn!($($arg)*);
-        }
-    };
-}
-
-// The crate root is this file, so the module paths are spelled out. The macros above are
-// defined first so that every module can use them.
+#[path = "dev_pagemap_failure/claims.rs"]
+mod claims;
 #[path = "dev_pagemap_failure/debugfs.rs"]
 mod debugfs;
+#[path = "dev_pagemap_failure/dispatch.rs"]
+mod dispatch;
 #[path = "dev_pagemap_failure/ffi.rs"]
 mod ffi;
 #[cfg(CONFIG_DEV_PAGEMAP_FAILURE_KUNIT_TEST)]
@@ -67,20 +60,27 @@ mod kunit;
 #[cfg(CONFIG_DEV_PAGEMAP_FAILURE_KUNIT_TEST)]
 #[path = "dev_pagemap_failure/kunit_ffi.rs"]
 mod kunit_ffi;
+#[cfg(CONFIG_DEV_PAGEMAP_FAILURE_KUNIT_TEST)]
+#[path = "dev_pagemap_failure/kunit_registry.rs"]
+mod kunit_registry;
 #[path = "dev_pagemap_failure/outcome.rs"]
 mod outcome;
+#[path = "dev_pagemap_failure/owner.rs"]
+mod owner;
 #[path = "dev_pagemap_failure/range.rs"]
 pub mod range;
 #[path = "dev_pagemap_failure/registry.rs"]
 mod registry;
 #[path = "dev_pagemap_failure/route.rs"]
 mod route;
+#[path = "dev_pagemap_failure/stripe.rs"]
+pub mod stripe;
 #[cfg(CONFIG_DEV_PAGEMAP_FAILURE_TEST)]
 #[path = "dev_pagemap_failure/testing.rs"]
 mod testing;
 
-use ffi::DaxDevice;
-use outcome::{Delivery, Settlement};
+use ffi::{DaxDevice, MfFlags};
+use outcome::{Delivery, Settlement, NOT_HANDLED};
 use range::{Range, RangeError};
 
 module! {
@@ -104,12 +104,6 @@ impl kernel::Module for DevPagemapFailureModule {
     }
 }
 
-/// Whether the kernel's printk rate limit lets one more message through.
-fn printk_ratelimit() -> bool {
-    // SAFETY: `__printk_ratelimit()` only reads the NUL-terminated name it is given.
-    unsafe { bindings::__printk_ratelimit(c"dev_pagemap_failure".as_char_ptr()) != 0 }
-}
-
 /// How failures are delivered. Only a test kernel (`CONFIG_DEV_PAGEMAP_FAILURE_TEST`) has a
 /// choice, `dev_pagemap_failure.mode`, to measure the old paths beside the ranged one; every
 /// other kernel is [`Mode::Ranged`].
@@ -131,6 +125,8 @@ enum Mode {
 /// routes, owners. A write to the parameter during a removal cannot mix the paths.
 #[cfg(CONFIG_DEV_PAGEMAP_FAILURE_TEST)]
 fn mode() -> Mode {
+    use kernel::bindings;
+
     // SAFETY: Reads an integer parameter.
     match unsafe { bindings::dev_pagemap_failure_mode() } {
         bindings::dev_pagemap_failure_mode_DPF_MODE_OFF => Mode::Off,
@@ -147,18 +143,12 @@ fn mode() -> Mode {
 
 impl Mode {
     /// The `MF_*` flags a failure that entered in this mode carries: `MF_UPSTREAM` if off.
-    fn flags(self) -> c_int {
+    fn flags(self) -> MfFlags {
         match self {
-            Mode::Off => bindings::mf_flags_MF_UPSTREAM as c_int,
-            Mode::Pfn | Mode::Ranged => 0,
+            Mode::Off => MfFlags::UPSTREAM,
+            Mode::Pfn | Mode::Ranged => MfFlags::NONE,
         }
     }
-}
-
-/// Whether a failure entered with the ranged core on (no `MF_UPSTREAM` flag; always in a
-/// kernel without the test interfaces, where that flag is 0).
-fn is_ranged(mf_flags: c_int) -> bool {
-    mf_flags & bindings::mf_flags_MF_UPSTREAM as c_int == 0
 }
 
 /// The largest pfn count: pfns are physical addresses shifted right by `PAGE_SHIFT`.
@@ -172,15 +162,15 @@ const PFN_LIMIT: u64 = u64::MAX >> PAGE_SHIFT;
 ///
 /// A failure that entered in mode `off` (`MF_UPSTREAM`) behaves as upstream: it goes to the
 /// claims (the holder), no fallback runs, and a part nobody took makes the result "not
-/// handled" ([`outcome::not_handled`]), which sends a single-page failure to the generic
+/// handled" ([`NOT_HANDLED`]), which sends a single-page failure to the generic
 /// handler in mm/memory-failure.c.
 fn notify_pfns(
     dev: &DaxDevice,
     base_pfn: u64,
     pfns: Range,
-    mf_flags: c_int,
-    unclaimed_pages: &mut dyn FnMut(Range) -> Result<(), c_int>,
-) -> Result<c_int> {
+    flags: MfFlags,
+    unclaimed_pages: &mut dyn FnMut(Range) -> Result,
+) -> Result {
     let from = Range::new(base_pfn, PFN_LIMIT).map_err(|_| EINVAL)?;
     let to = Range::from_len(0, from.len()).map_err(|_| EINVAL)?;
     // Pages below `base_pfn` are the device's metadata.
@@ -190,22 +180,22 @@ fn notify_pfns(
         .and_then(|pages| pages.scale_up(PAGE_SHIFT as u32))
         .map_err(|_| EINVAL)?;
     let registry = dev.registry();
-    let mut fallback = |bytes: Range| -> Result<(), c_int> {
+    let mut fallback = |bytes: Range| -> Result {
         let pages = bytes
             .scale_down(PAGE_SHIFT as u32)
             .and_then(|pages| pages.translate(&to, &from))
-            .map_err(|_| EINVAL.to_errno())?;
+            .map_err(|_| EINVAL)?;
         registry.stats.fallback_pages.add(pages.len(), Relaxed);
         unclaimed_pages(pages)
     };
-    let fallback: Option<outcome::Fallback<'_, '_>> = if is_ranged(mf_flags) {
+    let fallback: Option<outcome::Fallback<'_, '_>> = if flags.is_ranged() {
         Some(&mut fallback)
     } else {
         None
     };
     let mut settlement = Settlement::default();
-    dev.dispatch(bytes, mf_flags, &mut settlement, fallback)?;
-    Ok(settlement.errno())
+    dev.dispatch(bytes, flags, &mut settlement, fallback)?;
+    settlement.result()
 }
 
 /// Converts one physical range of a pagemap into a pfn range.
@@ -221,20 +211,20 @@ fn phys_to_pfns(phys: PhysRange) -> Result<Range, RangeError> {
 /// `deliver` (the driver's `memory_failure` operation, with the caller's flags) in one call,
 /// which hands each owner its part in one call; in mode `pfn` every page goes on its own.
 ///
-/// Returns 0 when every page was handled, the first error of an owner or of the fallback,
-/// `-EINVAL` for a pagemap whose ranges are not page-aligned or overflow, and "not handled"
-/// ([`outcome::not_handled`]) in mode `off`, if the driver has no `memory_failure` operation,
-/// or if it left a part unhandled: the caller then keeps the upstream path (`kill_dax()`
-/// notifies the holder).
+/// Returns `Ok` when every page was handled, the first error of an owner or of the fallback,
+/// `EINVAL` for a pagemap whose ranges are not page-aligned or overflow, and [`NOT_HANDLED`]
+/// in mode `off`, if the driver has no `memory_failure` operation, or if it left a part
+/// unhandled: the caller then keeps the path without this feature (`kill_dax()` notifies the
+/// holder).
 fn revoke_pagemap(
     pgmap: &DevPagemap<'_>,
     mode: Mode,
-    mut deliver: impl FnMut(Range) -> c_int,
-) -> c_int {
+    mut deliver: impl FnMut(Range) -> Result,
+) -> Result {
     #[cfg(CONFIG_DEV_PAGEMAP_FAILURE_TEST)]
     let _timer = testing::FailureTimer::start();
     if mode == Mode::Off || !pgmap.has_memory_failure() {
-        return outcome::not_handled();
+        return Err(NOT_HANDLED);
     }
     let mut settlement = Settlement::default();
     for phys in pgmap.ranges() {
@@ -247,11 +237,11 @@ fn revoke_pagemap(
                     phys.last,
                     e
                 );
-                return EINVAL.to_errno();
+                return Err(EINVAL);
             }
         };
         if mode == Mode::Ranged {
-            settlement.record(pfns, Delivery::of_errno(deliver(pfns)), None);
+            settlement.record(pfns, Delivery::of(deliver(pfns)), None);
             continue;
         }
         for pfn in pfns.start()..pfns.end() {
@@ -259,13 +249,13 @@ fn revoke_pagemap(
             let Ok(page) = Range::from_len(pfn, 1) else {
                 continue;
             };
-            let ret = deliver(page);
+            let result = deliver(page);
             // The pagemap's first pages hold the device's metadata, which nobody maps.
-            if ret != ENXIO.to_errno() {
-                settlement.record(page, Delivery::of_errno(ret), None);
+            if result != Err(ENXIO) {
+                settlement.record(page, Delivery::of(result), None);
             }
             kernel::task::might_sleep();
         }
     }
-    settlement.errno()
+    settlement.result()
 }

@@ -94,7 +94,7 @@ fi
 stage "lint"
 # Every Rust file of the core, listed in the kernel tree.
 if (cd "$KTREE" && rustfmt --check --edition 2021 --config-path .rustfmt.toml \
-	mm/dev_pagemap_failure.rs mm/dev_pagemap_failure/*.rs rust/kernel/memremap.rs) > "$logs/rustfmt.log" 2>&1 &&
+	mm/dev_pagemap_failure.rs mm/dev_pagemap_failure/*.rs mm/dev_pagemap_failure/ffi/*.rs rust/kernel/memremap.rs) > "$logs/rustfmt.log" 2>&1 &&
    (cd "$host" && cargo fmt --check) >> "$logs/rustfmt.log" 2>&1; then
 	pass "rustfmt: kernel Rust and host crate are formatted"
 else
@@ -199,7 +199,7 @@ else
 	fail "feature off: the series' C tests CONFIG_RUST; build it with Rust and without the feature too"
 fi
 stage "judging the guest run"
-python3 "$DPF_TOP/scripts/results.py" "$run" dev_pagemap_failure dev_pagemap_failure_ffi 2>&1 | tee "$logs/guest.txt" || true
+python3 "$DPF_TOP/scripts/results.py" "$run" dev_pagemap_failure dev_pagemap_failure_registry dev_pagemap_failure_ffi 2>&1 | tee "$logs/guest.txt" || true
 last=$(tail -n1 "$logs/guest.txt")
 if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed,\ ([0-9]+)\ skipped$ ]]; then
 	passed=$((passed + BASH_REMATCH[1]))

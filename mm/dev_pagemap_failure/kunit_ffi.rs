@@ -19,12 +19,13 @@ mod tests {
         sync::atomic::Relaxed,
     };
 
-    use crate::ffi::{
-        dax_failure_detach, dax_failure_notify, dax_failure_register, dax_failure_replace,
-        dax_failure_route, dax_failure_synchronize, dax_failure_unregister, dev_pagemap_failure,
+    use crate::ffi::claim::{
+        dax_failure_detach, dax_failure_register, dax_failure_replace, dax_failure_synchronize,
+        dax_failure_unregister,
     };
+    use crate::ffi::failure::{dax_failure_notify, dax_failure_route, dev_pagemap_failure};
     use crate::kunit::{Recorder, SyncOps, RECORD_OPS};
-    use crate::outcome::not_handled;
+    use crate::outcome::NOT_HANDLED;
     use crate::phys_to_pfns;
     use crate::range::{Range, RangeError};
 
@@ -66,7 +67,7 @@ mod tests {
         // Without a ranged operation the driver keeps the upstream path.
         // SAFETY: as above.
         let ret = unsafe { dev_pagemap_failure(&raw mut pgmap, 0) };
-        assert_eq!(ret, not_handled());
+        assert_eq!(ret, NOT_HANDLED.to_errno());
     }
 
     #[test]
@@ -180,12 +181,12 @@ mod tests {
             ((1, 0x1000, 0x1000), (1, 0x2000, 0x1000))
         );
         // A part nobody claims is the caller's to handle: not handled, the owners still told.
-        assert_eq!(dax.notify(0, 0x4000, 0), not_handled());
+        assert_eq!(dax.notify(0, 0x4000, 0), NOT_HANDLED.to_errno());
         assert_eq!(
             (a.seen(), b.seen()),
             ((2, 0x1000, 0x1000), (2, 0x2000, 0x1000))
         );
-        assert_eq!(dax.notify(0x3000, 0x1000, 0), not_handled());
+        assert_eq!(dax.notify(0x3000, 0x1000, 0), NOT_HANDLED.to_errno());
         assert_eq!(dax.notify(TOP, 2, 0), EINVAL.to_errno());
 
         // Death announces the removal once to each claim, then refuses everything but
@@ -264,7 +265,7 @@ mod tests {
         assert_eq!(lower.notify(0x12000, 0x1000, 0), 0);
         assert_eq!(top.seen(), (1, 0x6000, 0x1000));
         // Outside the route: nobody above, so the lower device sees not handled.
-        assert_eq!(lower.notify(0x20000, 0x1000, 0), not_handled());
+        assert_eq!(lower.notify(0x20000, 0x1000, 0), NOT_HANDLED.to_errno());
         assert_eq!(top.seen().0, 1);
         // All of the member poisoned: its four chunks, not the other member's.
         assert_eq!(lower.notify(0x10000, 0x8000, 0), 0);
@@ -272,7 +273,10 @@ mod tests {
         // All of the member going away: the whole target, in one call; the rest of the lower
         // device is nobody's, so the lower device hears not handled for it.
         let pre_remove = bindings::mf_flags_MF_MEM_PRE_REMOVE as i32;
-        assert_eq!(lower.notify(0, 0x100000, pre_remove), not_handled());
+        assert_eq!(
+            lower.notify(0, 0x100000, pre_remove),
+            NOT_HANDLED.to_errno()
+        );
         assert_eq!(top.seen(), (6, 0, 0x10000));
 
         // The mode a failure entered in travels in its flags: a route sees only those. One
@@ -280,7 +284,7 @@ mod tests {
         let upstream = bindings::mf_flags_MF_UPSTREAM as i32;
         // SAFETY: `route` is valid and its upper device live.
         let ret = unsafe { dax_failure_route(&raw const route, 0x12000, 0x1000, upstream) };
-        assert_eq!(ret, not_handled());
+        assert_eq!(ret, NOT_HANDLED.to_errno());
         assert_eq!(top.seen().0, 6);
         // SAFETY: As above.
         let ret = unsafe { dax_failure_route(&raw const route, 0x12000, 0x1000, 0) };
@@ -329,7 +333,7 @@ mod tests {
         // SAFETY: The device is live; `b` outlives the claim.
         let ret = unsafe { dax_failure_detach(upper.0, 0x20000, 0x1000, b.data()) };
         assert_eq!(ret, 0);
-        assert_eq!(upper.notify(0x20000, 0x1000, 0), not_handled());
+        assert_eq!(upper.notify(0x20000, 0x1000, 0), NOT_HANDLED.to_errno());
         assert_eq!(upper.unregister(0x20000, 0x1000, &b), ENOENT.to_errno());
 
         // SAFETY: The device is live.

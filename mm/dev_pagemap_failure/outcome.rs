@@ -5,7 +5,7 @@
 //!
 //! Every path that hands out a failure (a registry's dispatch, the pmem driver's pagemap
 //! operation, a device-mapper route, [`crate::dev_pagemap_failure`]) records each part of it
-//! as a [`Delivery`] in one [`Settlement`], and returns [`Settlement::errno`]:
+//! as a [`Delivery`] in one [`Settlement`], and returns [`Settlement::result`]:
 //!
 //! | the part                        | [`Delivery`] | fallback, if the path has one | caller sees |
 //! |---------------------------------|--------------|-------------------------------|-------------|
@@ -14,8 +14,8 @@
 //! | nobody claims it                | `Unclaimed`  | runs for exactly that part    | 0 or (1)    |
 //! | an owner returns an error `e`   | `Failed(e)`  | no                            | first `e`   |
 //!
-//! (1): 0 if the fallback ran; `-EOPNOTSUPP` if the path has none. A fallback that fails makes
-//! its error the caller's, like an owner's.
+//! (1): 0 if the fallback ran; `-EOPNOTSUPP` ([`NOT_HANDLED`]) if the path has none. A
+//! fallback that fails makes its error the caller's, like an owner's.
 //!
 //! So `-EOPNOTSUPP` has one meaning everywhere, coming in and going out: *not (all) handled
 //! here; the caller's own fallback applies*. An owner returns it to decline; the core returns
@@ -24,7 +24,7 @@
 //! fallback for the range. Handling a page twice is harmless: the fallback skips pages nobody
 //! maps, and revoking a revoked mapping finds nothing.
 
-use kernel::{ffi::c_int, prelude::*};
+use kernel::prelude::*;
 
 use crate::range::Range;
 
@@ -38,32 +38,28 @@ pub(crate) enum Delivery {
     Declined,
     /// Nobody claims it.
     Unclaimed,
-    /// Its owner failed with this negative errno.
-    Failed(c_int),
+    /// Its owner failed with this error.
+    Failed(Error),
 }
 
 impl Delivery {
-    /// What a handler's (or a driver operation's) return value means.
-    pub(crate) fn of_errno(ret: c_int) -> Self {
-        if ret >= 0 {
-            Delivery::Taken
-        } else if ret == not_handled() {
-            Delivery::Declined
-        } else {
-            Delivery::Failed(ret)
+    /// What a handler's (or a driver operation's) result means.
+    pub(crate) fn of(result: Result) -> Self {
+        match result {
+            Ok(()) => Delivery::Taken,
+            Err(e) if e == NOT_HANDLED => Delivery::Declined,
+            Err(e) => Delivery::Failed(e),
         }
     }
 }
 
-/// The errno of a failure that was not (all) handled: `-EOPNOTSUPP`.
-pub(crate) fn not_handled() -> c_int {
-    EOPNOTSUPP.to_errno()
-}
+/// The error of a failure that was not (all) handled.
+pub(crate) const NOT_HANDLED: Error = EOPNOTSUPP;
 
 /// The pfn-at-a-time fallback of a path, for the parts nobody took: called with the part (in
-/// the unit of the path's failure), returns `Err(errno)` if it failed. Borrowed for `'a`, it
-/// may itself borrow for `'f`.
-pub(crate) type Fallback<'a, 'f> = &'a mut (dyn FnMut(Range) -> Result<(), c_int> + 'f);
+/// the unit of the path's failure), returns its error if it failed. Borrowed for `'a`, it may
+/// itself borrow for `'f`.
+pub(crate) type Fallback<'a, 'f> = &'a mut (dyn FnMut(Range) -> Result + 'f);
 
 /// What became of all the parts of one failure, recorded part by part.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -79,7 +75,7 @@ pub(crate) struct Settlement {
     /// Whether a declined or unclaimed part was left without a fallback.
     unhandled: bool,
     /// The first error of an owner or of the fallback.
-    error: Option<c_int>,
+    error: Option<Error>,
 }
 
 impl Settlement {
@@ -93,13 +89,13 @@ impl Settlement {
     ) {
         self.count(delivery);
         if let Delivery::Declined | Delivery::Unclaimed = delivery {
-            self.fall_back(part, fallback);
+            self.fallback(part, fallback);
         }
     }
 
     /// Counts a delivery without acting on it: for parts of overlapping claims, whose
     /// fallback is decided for the union of what they leave (see `Registry::deliver_shared`),
-    /// and then handed to [`Settlement::fall_back`].
+    /// and then handed to [`Settlement::fallback`].
     pub(crate) fn count(&mut self, delivery: Delivery) {
         self.parts += 1;
         match delivery {
@@ -114,7 +110,7 @@ impl Settlement {
 
     /// Sends `part`, which nobody took, to `fallback`, or leaves it to the caller if the
     /// path has none.
-    pub(crate) fn fall_back(&mut self, part: Range, fallback: Option<Fallback<'_, '_>>) {
+    pub(crate) fn fallback(&mut self, part: Range, fallback: Option<Fallback<'_, '_>>) {
         match fallback {
             Some(fallback) => {
                 if let Err(e) = fallback(part) {
@@ -125,13 +121,14 @@ impl Settlement {
         }
     }
 
-    /// What the caller of the path is told: the first error, else `-EOPNOTSUPP` if a part was
-    /// neither taken nor handled by a fallback (or nothing was delivered at all), else 0.
-    pub(crate) fn errno(&self) -> c_int {
+    /// What the caller of the path is told: the first error, else [`NOT_HANDLED`] if a part
+    /// was neither taken nor handled by a fallback (or nothing was delivered at all), else
+    /// `Ok`.
+    pub(crate) fn result(&self) -> Result {
         match self.error {
-            Some(e) => e,
-            None if self.unhandled || self.parts == 0 => not_handled(),
-            None => 0,
+            Some(e) => Err(e),
+            None if self.unhandled || self.parts == 0 => Err(NOT_HANDLED),
+            None => Ok(()),
         }
     }
 }

@@ -23,9 +23,11 @@ use kernel::{
     uaccess::UserSliceReader,
 };
 
+use crate::ffi::MfFlags;
 use crate::outcome::Settlement;
+use crate::owner::Owner;
 use crate::range::Range;
-use crate::registry::{Owner, Registry};
+use crate::registry::Registry;
 
 /// The test files; removed when dropped.
 pub(crate) struct Files {
@@ -192,11 +194,11 @@ impl BenchLookupFile {
         }
         let page = 1u64 << PAGE_SHIFT;
         let registry = Registry::new()?;
-        // SAFETY: `BENCH_OPS` is static; `data` is never dereferenced.
-        let owner = unsafe { Owner::new(&raw const BENCH_OPS.0, core::ptr::null_mut()) };
-        let owner = owner.ok_or(EINVAL)?;
         // No overflow below: `k < claims <= 2^20`, so `k * 2 * page < 2^33`.
         for k in 0..claims {
+            // SAFETY: `BENCH_OPS` is static; `data` is never dereferenced.
+            let owner = unsafe { Owner::new(&raw const BENCH_OPS.0, core::ptr::null_mut()) };
+            let owner = owner.ok_or(EINVAL)?;
             let range = Range::from_len(k * 2 * page, page).map_err(|_| EINVAL)?;
             registry.register(range, owner).map_err(Error::from)?;
             kernel::task::might_sleep();
@@ -210,8 +212,16 @@ impl BenchLookupFile {
             let failure = Range::from_len(k * 2 * page, page).map_err(|_| EINVAL)?;
             let mut settlement = Settlement::default();
             // SAFETY: The handler ignores the device; no device is passed.
-            unsafe { registry.dispatch(core::ptr::null_mut(), failure, 0, &mut settlement, None) }
-                .map_err(Error::from)?;
+            unsafe {
+                registry.dispatch(
+                    core::ptr::null_mut(),
+                    failure,
+                    MfFlags::NONE,
+                    &mut settlement,
+                    None,
+                )
+            }
+            .map_err(Error::from)?;
             k = (k + stride) % claims;
         }
         let ns = start.elapsed().as_nanos();

@@ -86,13 +86,19 @@ impl<'a> DevPagemap<'a> {
         unsafe { (*ops).memory_failure }
     }
 
-    /// The physical ranges of this pagemap, in the order the driver gave them.
-    pub fn ranges(&self) -> impl Iterator<Item = PhysRange> + '_ {
+    /// The address of `pgmap->ranges[0]`. In C, `ranges` is a flexible array in an anonymous
+    /// union with `range` (`range` is `ranges[0]`); bindgen names the union
+    /// `__bindgen_anon_1`, and this is the only place that spells that name.
+    fn ranges_ptr(&self) -> *const bindings::range {
         // SAFETY: `ptr` is valid for reads by the type invariants; taking the address of a
         // field does not read it. The pointer keeps the provenance of the C pointer, which
         // covers the flexible array.
-        let base = unsafe { core::ptr::addr_of!((*self.ptr.as_ptr()).__bindgen_anon_1) }
-            .cast::<bindings::range>();
+        unsafe { core::ptr::addr_of!((*self.ptr.as_ptr()).__bindgen_anon_1) }.cast()
+    }
+
+    /// The physical ranges of this pagemap, in the order the driver gave them.
+    pub fn ranges(&self) -> impl Iterator<Item = PhysRange> + '_ {
+        let base = self.ranges_ptr();
         (0..self.nr_range()).map(move |i| {
             // SAFETY: The anonymous union starts with the flexible array `ranges`, which has
             // `nr_range` entries by the type invariants, and `i < nr_range`.
