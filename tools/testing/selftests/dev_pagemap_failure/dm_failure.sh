@@ -136,7 +136,7 @@ removal() {
 }
 
 ktap_print_header
-ktap_set_plan 56
+ktap_set_plan 60
 dpf_set_mode ranged
 
 # 1. dm-linear over a whole namespace, rmapbt=1 and rmapbt=0: removing the
@@ -480,5 +480,43 @@ result "$name: 2000 injections while the tables swap"
 result "$name: every injection found a claim of one table or the other"
 dm_remove dpf-swap && [ "$(dpf_claims "$pmem" dm)" = 0 ]
 result "$name: dmsetup remove drops every claim"
+
+# Teardown waits for its own claim only. Two dm-linear devices share one
+# pmem device; XFS on the first holds a page pinned, so the removal of the
+# pmem device waits in that owner's handler (the sweep), the first claim it
+# dispatches to. Meanwhile the other owner goes away: the XFS on the second
+# dm device unmounts and dmsetup remove drops its claim on the pmem device.
+# That must not wait for the first claim's handler (it did while a registry
+# waited for an SRCU grace period: until the pin went).
+name="teardown beside a waiting handler"
+dax_setup_namespaces fsdax 1024M
+half=$(($(dax_sectors "$pmem") / 2 / 8 * 8))
+mkdir -p "$MNT" "$MNT2"
+dm_create dpf-first "0 $half linear /dev/$pmem 0" &&
+	dm_create dpf-second "0 $half linear /dev/$pmem $half" &&
+	xfs_mount /dev/mapper/dpf-first "-m rmapbt=1" &&
+	mkfs.xfs -f -q /dev/mapper/dpf-second &&
+	mount -o dax=always /dev/mapper/dpf-second "$MNT2" &&
+	: > "$MNT/pinned" && start_pinner "$MNT/pinned" /tmp/dax_pin.out
+pinned=$?
+unbind=$(dax_unbind_arg "$pmem")
+dax_unbind "$unbind" &
+removal=$!
+[ $pinned -eq 0 ] && wait_in_kernel $removal dax_revoke_sb_mappings
+result "$name: the removal waits in the first owner's handler"
+{ umount "$MNT2" && dm_remove dpf-second; } &
+teardown=$!
+wait_gone 20 $teardown && wait $teardown && alive $removal
+result "$name: the second owner unmounts and its dm device goes while it waits"
+stacks $teardown
+kill "$pinner"
+wait_gone 60 $removal
+result "$name: the removal completes once the pin is dropped"
+stacks $removal
+umount "$MNT"
+dm_remove dpf-first
+dax_rebind "$unbind"
+dax_wait_blockdev "$pmem"
+result "$name: the pmem device comes back"
 
 ktap_finished
