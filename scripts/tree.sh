@@ -3,14 +3,20 @@
 #
 # Lay the project over the pristine kernel source in $KTREE.
 #
-# The result is a commit series on top of the pristine base (tag dpf-base):
-#   0. patches/fixes/*.patch, fixes to upstream files that stand on their own
-#      (a maintainer can take them without the rest), in order;
-#   1. one commit per patches/new-files/*.txt, adding the project's new files
-#      (each file names the paths it adds on its "Files:" lines) and growing
-#      the project's MAINTAINERS entry (patches/MAINTAINERS.entry) to cover
-#      every path added so far;
-#   2. patches/*.patch, the edits to existing upstream files, in order.
+# The result is a commit series on top of the pristine base (tag dpf-base),
+# one commit per line of patches/series, in that order:
+#   fixes/*.patch      a fix to upstream files that stands on its own (a
+#                      maintainer can take it without the rest); these come
+#                      first;
+#   new-files/*.txt    a commit that adds the project's new files (each spec
+#                      names the paths it adds on its "Files:" lines) and
+#                      grows the project's MAINTAINERS entry
+#                      (patches/MAINTAINERS.entry) to cover every path added
+#                      so far; an "Edits:" line names a diff (in
+#                      patches/new-files/) of upstream files that goes into
+#                      the same commit: the Kconfig and Makefile lines that
+#                      build the new files come with them;
+#   *.patch            an edit to upstream files.
 # The series is built with git plumbing in a private index, so the working
 # tree is only touched where the new HEAD differs from the old one, and an
 # unchanged file keeps its timestamp: kbuild rebuilds only what changed.
@@ -69,18 +75,13 @@ apply_patch() {
 	       git commit-tree "$tree" -p "$head" -F "$msg")
 }
 
-# 0. Standalone fixes to upstream files come first.
-for p in "$DPF_TOP"/patches/fixes/*.patch; do
-	apply_patch "$p"
-done
-
-# 1. New files, grouped into commits by patches/new-files/*.txt.
-#    Format: "Files: path..." lines, then "---", then the commit message.
-for spec in "$DPF_TOP"/patches/new-files/*.txt; do
-	[ -f "$spec" ] || continue
-	author=$(sed -n 's/^Author: //p' "$spec")
+# A commit of new files: those its spec names, with its edits, if any.
+#    Format: "Author:", "Files: path..." and "Edits: file.diff" lines, then
+#    "---", then the commit message.
+add_new_files() {
+	local spec=$1 author edits n=0 path f blob mode
+	author=$(sed -n '/^---$/q; s/^Author: //p' "$spec")
 	[ -n "$author" ] || die "$spec: no 'Author:' line"
-	n=0
 	for path in $(sed -n '/^---$/q; s/^Files: //p' "$spec"); do
 		while read -r f; do
 			case "$f" in "$path"|"$path"/*) ;; *) continue ;; esac
@@ -96,6 +97,11 @@ for spec in "$DPF_TOP"/patches/new-files/*.txt; do
 		done < "$all_files"
 	done
 	[ "$n" -gt 0 ] || die "$spec adds no file"
+	edits=$(sed -n '/^---$/q; s/^Edits: //p' "$spec")
+	if [ -n "$edits" ]; then
+		git apply --cached --whitespace=error-all "$DPF_TOP/patches/new-files/$edits" ||
+			die "$edits (named by $(basename "$spec")) does not apply"
+	fi
 	covered+=($(sed -n '/^---$/q; s/^Files: //p' "$spec"))
 	(cd "$DPF_TOP" && "$DPF_TOP/scripts/maintainers_entry.py" "$maint" \
 		"$DPF_TOP/patches/MAINTAINERS.entry" "${covered[@]}")
@@ -104,16 +110,31 @@ for spec in "$DPF_TOP"/patches/new-files/*.txt; do
 	tree=$(git write-tree)
 	head=$(GIT_AUTHOR_NAME="${author% <*}" GIT_AUTHOR_EMAIL="$(echo "$author" | sed 's/.*<\(.*\)>.*/\1/')" \
 	       GIT_AUTHOR_DATE="@0 +0000" git commit-tree "$tree" -p "$head" -F "$msg")
+}
+
+[ -f "$DPF_TOP/patches/series" ] || die "no patches/series"
+fixes_done=
+while read -r entry; do
+	case "$entry" in ''|'#'*) continue ;; esac
+	[ -f "$DPF_TOP/patches/$entry" ] || die "patches/series names patches/$entry, which does not exist"
+	case "$entry" in
+	fixes/*.patch)
+		[ -z "$fixes_done" ] || die "patches/series: $entry comes after a patch that is not a fix"
+		apply_patch "$DPF_TOP/patches/$entry" ;;
+	new-files/*.txt) fixes_done=1; add_new_files "$DPF_TOP/patches/$entry" ;;
+	*.patch) fixes_done=1; apply_patch "$DPF_TOP/patches/$entry" ;;
+	*) die "patches/series: $entry is not a fix, a new-files spec or a patch" ;;
+	esac
+done < "$DPF_TOP/patches/series"
+for f in "$DPF_TOP"/patches/fixes/*.patch "$DPF_TOP"/patches/*.patch "$DPF_TOP"/patches/new-files/*.txt; do
+	[ -f "$f" ] || continue
+	grep -qxF "${f#"$DPF_TOP"/patches/}" "$DPF_TOP/patches/series" ||
+		die "patches/series does not name ${f#"$DPF_TOP"/}"
 done
 
 unclaimed=$(comm -23 "$all_files" <(sort "$claimed"))
 [ -z "$unclaimed" ] || die "files not named by any patches/new-files/*.txt:
 $unclaimed"
-
-# 2. Edits to upstream files, applied to the index only.
-for p in "$DPF_TOP"/patches/*.patch; do
-	apply_patch "$p"
-done
 
 unset GIT_INDEX_FILE
 old=$(git rev-parse HEAD)

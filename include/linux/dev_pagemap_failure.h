@@ -131,13 +131,6 @@ void dax_failure_kill(struct dax_device *dax_dev);
 void dax_failure_set_name(struct dax_device *dax_dev, const char *name);
 struct dax_failure_registry *dax_failure_registry(struct dax_device *dax_dev);
 
-/* For the core, in mm/memory-failure.c: one ranged call, and the fallback. */
-int memory_failure_dev_pagemap_range(struct dev_pagemap *pgmap,
-				     unsigned long pfn,
-				     unsigned long nr_pages, int mf_flags);
-long memory_failure_dev_pagemap_unclaimed(struct dev_pagemap *pgmap,
-					  unsigned long pfn,
-					  unsigned long nr_pages, int mf_flags);
 void dev_pagemap_failure_cond_resched(void);
 void dev_pagemap_failure_wait_evicted(struct dev_pagemap *pgmap,
 				      const char *name);
@@ -221,24 +214,6 @@ static inline void dax_failure_kill(struct dax_device *dax_dev)
 static inline void dax_failure_set_name(struct dax_device *dax_dev,
 					const char *name)
 {
-}
-#endif
-
-#if defined(CONFIG_MEMORY_FAILURE) && defined(CONFIG_DEV_PAGEMAP_FAILURE)
-int memory_failure_range(unsigned long pfn, unsigned long nr_pages,
-			 int mf_flags);
-#endif
-
-struct address_space;
-#if defined(CONFIG_FS_DAX) && defined(CONFIG_DEV_PAGEMAP_FAILURE)
-int mf_dax_kill_procs_range(struct address_space *mapping, pgoff_t index,
-			    unsigned long count, int mf_flags);
-#else
-static inline int mf_dax_kill_procs_range(struct address_space *mapping,
-					  pgoff_t index, unsigned long count,
-					  int mf_flags)
-{
-	return -EOPNOTSUPP;
 }
 #endif
 
