@@ -9,9 +9,10 @@
 # and build, in the production configuration (config/base.config +
 # config/production.config: the feature on, without its test interfaces),
 # every object that the series touches up to and including that commit. A
-# Rust file of the core stands for the core's object; an object that its
-# directory's Makefile does not name yet is not part of the kernel at that
-# commit and is skipped. The standalone fixes at the head of the series
+# Rust file of the core stands for the core's object, one of the kernel
+# crate (or the bindings) for rust/kernel.o, built at the commits that
+# change it; an object that its directory's Makefile does not name yet is
+# not part of the kernel at that commit and is skipped. The standalone fixes at the head of the series
 # (patches/fixes/) are built once more without Rust (config/norust.config),
 # as prefixes and then each alone on the pristine base, as a maintainer who
 # takes only them, or only one of them, would.
@@ -126,6 +127,7 @@ object_of() {
 	case "$1" in
 	tools/*|Documentation/*) ;;
 	mm/dev_pagemap_failure.rs|mm/dev_pagemap_failure/*.rs) echo mm/dev_pagemap_failure.o ;;
+	rust/kernel/*.rs|rust/bindings/*) echo rust/kernel.o ;;
 	*.c) echo "${1%.c}.o" ;;
 	esac
 }
@@ -142,11 +144,18 @@ for commit in $(git -C "$KTREE" rev-list --reverse "$KBASE_TAG..dpf"); do
 	n=$((n + 1))
 	subject=$(git -C "$KTREE" log -1 --format=%s "$commit")
 	added=0
+	once=()
 	while read -r f; do
 		o=$(object_of "$f")
 		[ -n "$o" ] || continue
-		case " ${objects[*]} " in *" $o "*) ;; *) objects+=("$o") ;; esac
 		added=1
+		# The kernel crate is built at the commits that change it only:
+		# every later build of the core compiles it again anyway.
+		if [ "$o" = rust/kernel.o ]; then
+			once=("$o")
+			continue
+		fi
+		case " ${objects[*]} " in *" $o "*) ;; *) objects+=("$o") ;; esac
 	done < <(git -C "$KTREE" diff-tree --no-commit-id --name-only -r "$commit")
 	# Kconfig or Makefile changes make more of the touched objects buildable.
 	git -C "$KTREE" diff-tree --no-commit-id --name-only -r "$commit" |
@@ -156,7 +165,7 @@ for commit in $(git -C "$KTREE" rev-list --reverse "$KBASE_TAG..dpf"); do
 	# documentation (no kernel object is built from them), and the objects.
 	content=$({ git -C "$KTREE" ls-tree -r "$commit" |
 			grep -vE $'\t(tools/testing/selftests|Documentation)/'
-		    echo "${objects[*]}"; } | sha256sum | cut -c1-16)
+		    echo "${objects[*]} ${once[*]}"; } | sha256sum | cut -c1-16)
 	stamp=$verified/$content-$inputs-$n-$nfix
 	if [ -e "$stamp" ] && [ "$commit" != "$head" ]; then
 		checked=$((checked + 1))
@@ -174,7 +183,7 @@ for commit in $(git -C "$KTREE" rev-list --reverse "$KBASE_TAG..dpf"); do
 		continue
 	fi
 	built=() skipped=()
-	build "$build" "$log" "${objects[@]}"
+	build "$build" "$log" "${objects[@]}" "${once[@]}"
 	if [ "$n" -le "$nfix" ]; then
 		# A standalone fix: alone on pristine 7.3.4, and without Rust.
 		configure "$norust" "$DPF_TOP/config/norust.config" >> "$log.config" 2>&1 &&

@@ -87,6 +87,40 @@ unsafe fn claim_op(
     errno(ret.and_then(|ret| ret))
 }
 
+/// What the entry points that give a range to an owner share: the owner of `ops`/`data` (or
+/// `-EINVAL`, logged), then [`claim_op`], with `op` given the owner.
+///
+/// # Safety
+///
+/// `dax_dev` is null or a live dax_device the caller holds a reference to; `ops` is null or a
+/// valid `struct dax_failure_ops`, which with its name and `data` stays valid until the claim
+/// made with the owner is unregistered.
+unsafe fn claim_for(
+    dax_dev: *mut bindings::dax_device,
+    offset: u64,
+    len: u64,
+    ops: *const bindings::dax_failure_ops,
+    data: *mut c_void,
+    verb: &str,
+    op: impl FnOnce(&Registry, Range, Owner) -> Result<(), ClaimError>,
+) -> c_int {
+    // SAFETY: `ops` is null or valid, and with `data` stays valid while claimed (the caller's
+    // guarantee).
+    let owner = match unsafe { owner_of(ops, data, offset, len) } {
+        Ok(owner) => owner,
+        Err(e) => return e.to_errno(),
+    };
+    // SAFETY: `ops` is valid (`owner_of()` found a handler in it), and so is its name, for
+    // the duration of this call (the caller's guarantee).
+    let who = unsafe { owner::name_of(ops) }.to_str().unwrap_or("?");
+    // SAFETY: `dax_dev` is null or live (the caller's guarantee).
+    unsafe {
+        claim_op(dax_dev, offset, len, verb, who, |registry, range| {
+            op(registry, range, owner)
+        })
+    }
+}
+
 /// Claims `[offset, offset + len)` of `dax_dev` for `ops`/`data`.
 ///
 /// Returns 0, or `-EINVAL` for a zero, unaligned or overflowing range or missing handler,
@@ -105,20 +139,18 @@ pub(crate) unsafe extern "C" fn dax_failure_register(
     ops: *const bindings::dax_failure_ops,
     data: *mut c_void,
 ) -> c_int {
-    // SAFETY: `ops` is null or valid, and with `data` stays valid while claimed (the caller's
-    // guarantee).
-    let owner = match unsafe { owner_of(ops, data, offset, len) } {
-        Ok(owner) => owner,
-        Err(e) => return e.to_errno(),
-    };
-    // SAFETY: `ops` is valid (`owner_of()` found a handler in it), and so is its name, for
-    // the duration of this call (the caller's guarantee).
-    let who = unsafe { owner::name_of(ops) }.to_str().unwrap_or("?");
-    // SAFETY: `dax_dev` is null or live (the caller's guarantee).
+    // SAFETY: `dax_dev` is null or live; `ops` is null or valid, and with `data` stays valid
+    // while claimed (the caller's guarantee).
     unsafe {
-        claim_op(dax_dev, offset, len, "claim", who, |registry, range| {
-            registry.register(range, owner)
-        })
+        claim_for(
+            dax_dev,
+            offset,
+            len,
+            ops,
+            data,
+            "claim",
+            |registry, range, owner| registry.register(range, owner),
+        )
     }
 }
 
@@ -145,18 +177,16 @@ pub(crate) unsafe extern "C" fn dax_failure_replace(
     data: *mut c_void,
 ) -> c_int {
     // SAFETY: As for `dax_failure_register()` (the caller's guarantee).
-    let owner = match unsafe { owner_of(ops, data, offset, len) } {
-        Ok(owner) => owner,
-        Err(e) => return e.to_errno(),
-    };
-    // SAFETY: `ops` is valid (`owner_of()` found a handler in it), and so is its name, for
-    // the duration of this call (the caller's guarantee).
-    let who = unsafe { owner::name_of(ops) }.to_str().unwrap_or("?");
-    // SAFETY: `dax_dev` is null or live (the caller's guarantee).
     unsafe {
-        claim_op(dax_dev, offset, len, "hand over", who, |registry, range| {
-            registry.replace(range, old_data, owner)
-        })
+        claim_for(
+            dax_dev,
+            offset,
+            len,
+            ops,
+            data,
+            "hand over",
+            |registry, range, owner| registry.replace(range, old_data, owner),
+        )
     }
 }
 
