@@ -84,6 +84,17 @@ void dev_pagemap_failure_cond_resched(void)
 }
 
 /**
+ * dev_pagemap_failure_put_pagemap() - drop a reference get_dev_pagemap() took
+ * @pgmap: the pagemap
+ *
+ * put_dev_pagemap() is an inline function, which the Rust core cannot call.
+ */
+void dev_pagemap_failure_put_pagemap(struct dev_pagemap *pgmap)
+{
+	put_dev_pagemap(pgmap);
+}
+
+/**
  * dev_pagemap_failure_wait_evicted() - wait until no page cache holds @pgmap
  * @pgmap: the pagemap of a device that is being removed
  * @name: the device's name, for the log

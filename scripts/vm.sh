@@ -71,19 +71,31 @@ trap 'rm -f "$img"' EXIT
 # scripts/boot-loop.sh, which reproduces the Oops; nothing else sets it.
 tcg_thread=${DPF_TCG_THREAD:-single}
 case $tcg_thread in single|multi) ;; *) die "DPF_TCG_THREAD must be single or multi" ;; esac
-qemu=(qemu-system-x86_64 -accel "tcg,thread=$tcg_thread" -cpu max,la57=off -smp 2
+#
+# vendor=GenuineIntel: the guests take real machine checks (raised through
+# QEMU's monitor, scripts/qemu-mce.py), and Linux handles an uncorrected
+# error of TCG's default vendor with the AMD severity rules, which panic.
+qemu=(qemu-system-x86_64 -accel "tcg,thread=$tcg_thread"
+      -cpu max,la57=off,vendor=GenuineIntel -smp 2
       -machine pc,nvdimm=on -m 2G,slots=4,maxmem=32G
       -object "memory-backend-file,id=mem1,share=on,mem-path=$img,size=$size"
       -device nvdimm,id=nvdimm1,memdev=mem1,label-size=128K
       -kernel "$kernel" -initrd "$initrd"
-      -no-reboot -display none -monitor none)
+      -no-reboot -display none)
 # log_buf_len: upstream's per-page removal path logs one line per page; the
 # guest's dmesg must hold them all for the tests to count them.
 append="console=ttyS0 panic=-1 log_buf_len=16M dpf.run=$script dpf.variant=$variant $extra"
 
 if [ "$script" = shell ]; then
-	exec "${qemu[@]}" -append "$append" -serial mon:stdio -serial null
+	exec "${qemu[@]}" -monitor none -append "$append" -serial mon:stdio -serial null
 fi
+
+# The guest asks for machine checks on its third serial port (/dev/ttyS2,
+# RUN_DIR/mce-requests), and scripts/qemu-mce.py raises them through the
+# monitor (its answers in RUN_DIR/mce.log). The socket's path must be short.
+monitor=$DPF_CACHE/vm/monitor-$$.sock
+rm -f "$monitor"
+qemu+=(-monitor "unix:$monitor,server,nowait")
 
 # DPF_GUEST_CPU=PCT runs QEMU under a CPU quota of PCT percent of one core
 # (a cgroup, v1 or v2): a slow machine of this kind, made on demand, to
@@ -120,9 +132,12 @@ set +e
 	[ -z "$cgroup" ] || echo "$BASHPID" > "$cgroup/cgroup.procs"
 	exec "${qemu[@]}" -append "$append" \
 		-serial "file:$rundir/console.log" -serial "file:$rundir/results.log" \
+		-serial "file:$rundir/mce-requests" \
 		</dev/null >"$rundir/qemu.log" 2>&1
 ) &
 qemu_pid=$!
+"$DPF_TOP/scripts/qemu-mce.py" "$monitor" "$rundir/mce-requests" "$rundir/mce.log" &
+mce_pid=$!
 # Polled once a second: the calibration, the time limit, output, and the
 # exit line. A guest that printed its exit line but halts instead of
 # powering off (a kernel without ACPI power-off) would sit until the
@@ -169,6 +184,9 @@ while kill -0 "$qemu_pid" 2>/dev/null; do
 	sleep 1
 done
 wait "$qemu_pid"
+kill "$mce_pid" 2>/dev/null
+wait "$mce_pid" 2>/dev/null
+rm -f "$monitor"
 set -e
 elapsed=$(($(date +%s) - start))
 echo "${slowdown:-}" > "$rundir/slowdown"

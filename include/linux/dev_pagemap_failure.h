@@ -115,6 +115,7 @@ int dax_failure_notify_pfns(struct dax_device *dax_dev,
 			    unsigned long pfn, unsigned long nr_pages,
 			    int mf_flags);
 int dev_pagemap_failure(struct dev_pagemap *pgmap, int mf_flags);
+int memory_failure_granule(u64 phys, unsigned int shift, int mf_flags);
 #ifdef CONFIG_DEV_PAGEMAP_FAILURE_TEST
 enum dev_pagemap_failure_mode dev_pagemap_failure_mode(void);
 #else
@@ -132,6 +133,7 @@ void dax_failure_set_name(struct dax_device *dax_dev, const char *name);
 struct dax_failure_registry *dax_failure_registry(struct dax_device *dax_dev);
 
 void dev_pagemap_failure_cond_resched(void);
+void dev_pagemap_failure_put_pagemap(struct dev_pagemap *pgmap);
 void dev_pagemap_failure_wait_evicted(struct dev_pagemap *pgmap,
 				      const char *name);
 #else
@@ -189,6 +191,12 @@ static inline int dax_failure_notify_pfns(struct dax_device *dax_dev,
 }
 
 static inline int dev_pagemap_failure(struct dev_pagemap *pgmap, int mf_flags)
+{
+	return -EOPNOTSUPP;
+}
+
+static inline int memory_failure_granule(u64 phys, unsigned int shift,
+					 int mf_flags)
 {
 	return -EOPNOTSUPP;
 }

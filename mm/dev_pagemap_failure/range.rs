@@ -159,6 +159,37 @@ impl Range {
     }
 }
 
+/// The aligned granule of `1 << shift` units that holds `value`, clamped to `within`: the
+/// range a memory error reported with a coarse address may have hit (the least significant
+/// valid address bit of a machine check's `MCi_MISC`, a firmware record's address mask),
+/// limited to the device memory that holds `value`.
+///
+/// Fails with [`RangeError::OutOfRange`] unless `value` lies inside `within`, and with
+/// [`RangeError::Overflow`] if `shift` is 64 or more.
+pub fn granule(value: u64, shift: u32, within: &Range) -> Result<Range, RangeError> {
+    if value < within.start || value >= within.end {
+        return Err(RangeError::OutOfRange);
+    }
+    if shift >= u64::BITS {
+        return Err(RangeError::Overflow);
+    }
+    let start = value & !((1u64 << shift) - 1);
+    // A granule that would end at 2^64 ends at `within`'s end, which is at most `u64::MAX`.
+    let end = start.saturating_add(1u64 << shift);
+    // Not empty: `value` lies in both ranges.
+    Range::new(max(start, within.start), min(end, within.end))
+}
+
+/// The granularity, as a shift, of an address whose valid bits `mask` gives (a UEFI CPER
+/// memory error section's physical address mask: `!0 << 12` for 4 KiB): its lowest set bit.
+/// Fails with [`RangeError::Empty`] for a mask with no valid bit.
+pub fn mask_shift(mask: u64) -> Result<u32, RangeError> {
+    if mask == 0 {
+        return Err(RangeError::Empty);
+    }
+    Ok(mask.trailing_zeros())
+}
+
 /// `value << shift`, or [`RangeError::Overflow`] if any set bit would be shifted out.
 fn checked_shl(value: u64, shift: u32) -> Result<u64, RangeError> {
     if shift >= u64::BITS || value.leading_zeros() < shift {

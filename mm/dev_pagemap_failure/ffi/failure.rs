@@ -7,15 +7,16 @@ use core::cell::Cell;
 
 use kernel::{
     bindings,
-    ffi::{c_int, c_long, c_ulong},
+    ffi::{c_int, c_long, c_uint, c_ulong},
     memremap::DevPagemap,
+    page::PAGE_SHIFT,
     prelude::*,
 };
 
 use super::{errno, with_dax_device, MfFlags};
 use crate::outcome::{Settlement, NOT_HANDLED};
-use crate::range::Range;
-use crate::{mode, route};
+use crate::range::{granule, Range};
+use crate::{mode, route, Mode};
 
 /// Hands the failure of `[offset, offset + len)` of `dax_dev` to the owners of the claims it
 /// overlaps, one call per claim. This entry has no pfns to fall back on (see
@@ -213,4 +214,64 @@ pub(crate) unsafe extern "C" fn dev_pagemap_failure(
         })
     };
     errno(crate::revoke_pagemap(&pagemap, mode, deliver))
+}
+
+/// Fails the device memory that a platform error with a coarse address may have hit: the
+/// aligned granule of `1 << shift` bytes around the physical address `phys` (a machine check
+/// whose `MCi_MISC` gives an address LSB above the page, a firmware record with a coarse
+/// address mask), within the range of the pagemap that holds `phys`, through
+/// `memory_failure_range()`, which reaches each owner of it once.
+///
+/// Returns what `memory_failure_range()` returned; `-EOPNOTSUPP` ([`NOT_HANDLED`]) if no
+/// pagemap holds `phys` (ordinary RAM: the caller keeps its own path) or in a test kernel's
+/// mode `off`; `-EINVAL` for a `shift` of 64 or more.
+///
+/// Context: Process context; takes `mf_mutex`.
+#[export]
+pub(crate) extern "C" fn memory_failure_granule(phys: u64, shift: c_uint, mf_flags: c_int) -> c_int {
+    if mode() == Mode::Off {
+        return errno(Err(NOT_HANDLED));
+    }
+    let page_shift = PAGE_SHIFT as u32;
+    let shift = shift.max(page_shift);
+    let pfn = phys >> page_shift;
+    // SAFETY: `get_dev_pagemap()` takes a reference on the pagemap that holds `pfn`, if any.
+    let pgmap = unsafe { bindings::get_dev_pagemap(pfn as c_ulong) };
+    // SAFETY: A pagemap that `get_dev_pagemap()` returned stays live, its ranges fixed, until
+    // the reference is dropped below.
+    let Some(pagemap) = (unsafe { DevPagemap::from_raw(pgmap) }) else {
+        return errno(Err(NOT_HANDLED));
+    };
+    let pages = pagemap.ranges().find_map(|bytes| {
+        let bytes = Range::from_inclusive(bytes.first, bytes.last).ok()?;
+        Some(granule(phys, shift, &bytes).and_then(|g| g.scale_down(page_shift)))
+    });
+    // SAFETY: `pgmap` holds the reference `get_dev_pagemap()` took; `pagemap` is not used
+    // after this.
+    unsafe { bindings::dev_pagemap_failure_put_pagemap(pgmap) };
+    let pfns = match pages {
+        Some(Ok(pfns)) => pfns,
+        Some(Err(e)) => {
+            pr_err_ratelimited!(
+                "no granule of 2^{} bytes at {:#x}: {:?}\n",
+                shift,
+                phys,
+                e
+            );
+            return errno(Err(EINVAL));
+        }
+        None => return errno(Err(NOT_HANDLED)),
+    };
+    pr_warn_ratelimited!(
+        "error at {:#x} with 2^{} byte granularity: failing pfns [{:#x}, {:#x})\n",
+        phys,
+        shift,
+        pfns.start(),
+        pfns.end()
+    );
+    // SAFETY: `memory_failure_range()` takes any pfns; pages that are no longer device memory
+    // go through `memory_failure()` one by one.
+    unsafe {
+        bindings::memory_failure_range(pfns.start() as c_ulong, pfns.len() as c_ulong, mf_flags)
+    }
 }

@@ -4,7 +4,9 @@
 //! property tests against a naive model that walks every unit of a small
 //! universe, placed anywhere in the u64 space (including against u64::MAX).
 
-use dev_pagemap_failure_host::range::{split, Coalesce, Overlay, Range, RangeError, Segment};
+use dev_pagemap_failure_host::range::{
+    granule, mask_shift, split, Coalesce, Overlay, Range, RangeError, Segment,
+};
 use proptest::prelude::*;
 
 mod common;
@@ -473,6 +475,80 @@ proptest! {
                 prop_assert!(got.binary_search(u).is_ok());
             }
             prop_assert!(got.iter().all(|&u| base + a <= u && u < base + b));
+        }
+    }
+}
+
+#[test]
+fn granule_of_a_coarse_address() {
+    // A 2 MiB granule (MCi_MISC LSB 21) of a pagemap at 4 GiB.
+    let pmem = r(0x1_0000_0000, 0x1_4000_0000);
+    assert_eq!(
+        granule(0x1_0023_4567, 21, &pmem),
+        Ok(r(0x1_0020_0000, 0x1_0040_0000))
+    );
+    // Clamped to the pagemap at both ends.
+    let small = r(0x1_0010_0000, 0x1_0030_0000);
+    assert_eq!(
+        granule(0x1_0023_4567, 21, &small),
+        Ok(r(0x1_0020_0000, 0x1_0030_0000))
+    );
+    assert_eq!(
+        granule(0x1_0010_0000, 21, &small),
+        Ok(r(0x1_0010_0000, 0x1_0020_0000))
+    );
+    // A granule of the whole space, and one that would end at 2^64.
+    assert_eq!(granule(5, 63, &r(1, 9)), Ok(r(1, 9)));
+    assert_eq!(
+        granule(u64::MAX - 1, 12, &r(u64::MAX - 0x1800, u64::MAX)),
+        Ok(r(u64::MAX - 0xfff, u64::MAX))
+    );
+    assert_eq!(granule(9, 12, &r(1, 9)), Err(RangeError::OutOfRange));
+    assert_eq!(granule(0, 12, &r(1, 9)), Err(RangeError::OutOfRange));
+    assert_eq!(granule(5, 64, &r(1, 9)), Err(RangeError::Overflow));
+}
+
+#[test]
+fn shift_of_an_address_mask() {
+    assert_eq!(mask_shift(!0 << 12), Ok(12));
+    assert_eq!(mask_shift(0x0000_ffff_ffe0_0000), Ok(21));
+    assert_eq!(mask_shift(1 << 63), Ok(63));
+    assert_eq!(mask_shift(!0), Ok(0));
+    assert_eq!(mask_shift(0), Err(RangeError::Empty));
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// The granule against a naive model: the values of `within` that share `value`'s bits
+    /// above `shift`.
+    #[test]
+    fn granule_matches_model(
+        base in any::<u64>(),
+        len in 1u64..1 << 16,
+        at in any::<u64>(),
+        shift in 0u32..70,
+    ) {
+        let within = match Range::from_len(base, len) {
+            Ok(range) => range,
+            Err(_) => Range::new(base.min(u64::MAX - len), u64::MAX).unwrap(),
+        };
+        let value = within.start() + at % within.len();
+        match granule(value, shift, &within) {
+            Ok(g) => {
+                prop_assert!(shift < 64);
+                let same = |v: u64| (v >> shift) == (value >> shift);
+                prop_assert!(g.start() <= value && value < g.end());
+                prop_assert!(within.contains(&g));
+                // Every value of `within` with the same granule bits, and no other.
+                prop_assert!(g.start() == within.start() || !same(g.start() - 1));
+                prop_assert!(g.end() == within.end() || !same(g.end()));
+                prop_assert!(same(g.start()) && same(g.end() - 1));
+            }
+            Err(e) => {
+                prop_assert_eq!(e, RangeError::Overflow);
+                prop_assert!(shift >= 64);
+            }
         }
     }
 }

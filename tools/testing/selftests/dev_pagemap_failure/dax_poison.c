@@ -20,6 +20,24 @@
  *	so that they are mapped page by page, and write only the second half:
  *	the process then maps part of the poisoned range, not its first page,
  *	and the SIGBUS must come at the first page it maps.
+ *
+ *   dax_poison -p PAGE [-n NR] -m MISC [-g|-G] [-w SECONDS] [-s SIZE] FILE [OTHER]
+ *	Poison pages [PAGE, PAGE + NR) of FILE with real machine checks: ask
+ *	the host, on the third serial port (MCE_PORT; scripts/qemu-mce.py),
+ *	for one action-optional memory error per page, reported with MCi_MISC
+ *	MISC (0x8c: a physical address, 4 KiB granularity). The kernel handles
+ *	them in the background: expect the pages unmapped within SECONDS
+ *	(default 60), then, when each is touched, a SIGBUS with BUS_MCEERR_AR
+ *	at exactly its address, and the other pages of FILE and of OTHER
+ *	readable with their data. With -s, FILE is a device (devdax) of SIZE
+ *	bytes. Signals that came before a page was touched (BUS_MCEERR_AO to
+ *	the mapping processes) are reported, not judged.
+ *
+ *	With -g (NR a power of two), one machine check whose MISC names a
+ *	granule of NR pages (0x95: LSB 21, 2 MiB): PAGE moves up to the first
+ *	page of FILE whose pfn is a multiple of NR, the error is raised at the
+ *	page after it (inside the granule) and all NR pages must be handled;
+ *	with -G, none may be (the error is only logged, as upstream does).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -36,16 +54,21 @@
 #include <unistd.h>
 
 #include "kselftest.h"
+#include "dax_util.h"
 
 #ifndef MADV_HWPOISON
 #define MADV_HWPOISON 100
 #endif
 
 static const char usage[] =
-	"usage: dax_poison -p PAGE [-n NR] [-i INJECT] [-c CMD] [-u] FILE OTHER\n";
+	"usage: dax_poison -p PAGE [-n NR] [-i INJECT] [-c CMD] [-u] FILE OTHER\n"
+	"       dax_poison -p PAGE [-n NR] -m MISC [-g|-G] [-w SECONDS] [-s SIZE] FILE [OTHER]\n";
+
+/* The guest's port to the host's machine check agent (scripts/vm.sh). */
+#define MCE_PORT "/dev/ttyS2"
 
 static sigjmp_buf fault_jmp;
-static int sig_code, sig_count;
+static int sig_code, sig_count, ao_count;
 static void *sig_addr;
 
 static void on_sigbus(int sig, siginfo_t *si, void *ctx)
@@ -53,13 +76,19 @@ static void on_sigbus(int sig, siginfo_t *si, void *ctx)
 	(void)sig;
 	(void)ctx;
 	__atomic_add_fetch(&sig_count, 1, __ATOMIC_RELAXED);
+	if (si->si_code == BUS_MCEERR_AO)
+		__atomic_add_fetch(&ao_count, 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&sig_code, si->si_code, __ATOMIC_RELAXED);
 	__atomic_store_n(&sig_addr, si->si_addr, __ATOMIC_RELAXED);
 	siglongjmp(fault_jmp, 1);
 }
 
-/* Map LEN bytes of PATH from OFF, or all of it if LEN is 0 (its size in *SIZE). */
-static char *map_file(const char *path, off_t off, size_t len, size_t *size)
+/*
+ * Map LEN bytes of PATH from OFF, or all of it if LEN is 0 (its size in
+ * *SIZE); a device (devdax) is DEV_SIZE bytes long.
+ */
+static char *map_file_of(const char *path, off_t off, size_t len, size_t *size,
+			 size_t dev_size)
 {
 	struct stat st;
 	char *map;
@@ -68,6 +97,8 @@ static char *map_file(const char *path, off_t off, size_t len, size_t *size)
 	fd = open(path, O_RDWR);
 	if (fd < 0 || fstat(fd, &st))
 		ksft_exit_fail_msg("%s: %s\n", path, strerror(errno));
+	if (dev_size)
+		st.st_size = dev_size;
 	*size = len ? len : (size_t)st.st_size;
 	if (off + (off_t)*size > st.st_size)
 		ksft_exit_fail_msg("%s: pages beyond the file\n", path);
@@ -76,6 +107,11 @@ static char *map_file(const char *path, off_t off, size_t len, size_t *size)
 		ksft_exit_fail_msg("mmap %s: %s\n", path, strerror(errno));
 	close(fd);
 	return map;
+}
+
+static char *map_file(const char *path, off_t off, size_t len, size_t *size)
+{
+	return map_file_of(path, off, len, size, 0);
 }
 
 /* The pagemap entry of ADDR: bit 63 says whether a page is mapped there. */
@@ -135,6 +171,49 @@ static void poison(char *lo, uint64_t pfn, long nr, long page, const char *injec
 	}
 }
 
+/*
+ * Ask the host for NR machine checks, one per page from PFN, each reported
+ * with MCi_MISC = MISC.
+ */
+static void request_mce(uint64_t pfn, long nr, long misc, long page_size)
+{
+	char line[96];
+	int fd, len, ret;
+
+	len = snprintf(line, sizeof(line), "mce %#llx %#lx %ld %#lx\n",
+		       (unsigned long long)pfn * page_size, misc, nr, page_size);
+	fd = open(MCE_PORT, O_WRONLY | O_NOCTTY);
+	ret = fd < 0 ? -1 : write(fd, line, len);
+	ksft_print_msg("asked the host on %s: %.*s: %s\n", MCE_PORT, len - 1, line,
+		       ret == len ? "ok" : strerror(errno));
+	if (ret != len)
+		ksft_exit_fail_msg("cannot reach the host's machine check agent\n");
+	close(fd);
+}
+
+/*
+ * Wait up to LIMIT_MS for the NR pages from LO to be unmapped. A signal
+ * (BUS_MCEERR_AO, to a process that maps poisoned pages) jumps back into
+ * the loop, which goes on waiting.
+ */
+static bool wait_unmapped(char *lo, long nr, long page_size, double limit_ms)
+{
+	double start = now_ms();
+	long i;
+
+	sigsetjmp(fault_jmp, 1);
+	while (now_ms() - start < limit_ms) {
+		long mapped = 0;
+
+		for (i = 0; i < nr; i++)
+			mapped += pagemap_of(lo + i * page_size) >> 63;
+		if (!mapped)
+			return true;
+		usleep(100000);
+	}
+	return false;
+}
+
 /* Read the word at ADDR; false on a SIGBUS. */
 static bool readable(char *addr, uint64_t *val)
 {
@@ -160,11 +239,98 @@ static long bad_pages(char *map, size_t size, char *lo, char *hi, long page_size
 	return bad;
 }
 
+/*
+ * Machine checks at pages [PAGE, PAGE + NR) of FILE (its first MAP_SIZE
+ * bytes mapped; a devdax device has no size of its own), OTHER (or NULL)
+ * mapped beside it. Four results.
+ */
+static void mce_probe(const char *file, const char *other_path, long page, long nr,
+		      long misc, long wait_s, size_t dev_size, long page_size, int granule)
+{
+	long bad, bad_other = 0, exact = 0, ao, mapped = 0;
+	size_t size, other_size = 0;
+	char *map, *lo, *other = NULL;
+	bool unmapped;
+	uint64_t pfn;
+
+	map = map_file_of(file, 0, 0, &size, dev_size);
+	fill(map, size, page_size, 1);
+	if (granule)
+		while ((page + 1) * page_size <= (long)size &&
+		       pfn_of(map + page * page_size) % nr)
+			page++;
+	if ((page + nr) * page_size > (long)size)
+		ksft_exit_fail_msg("pages beyond the file\n");
+	lo = map + page * page_size;
+	pfn = pfn_of(lo);
+	for (long i = 1; i < nr; i++)
+		if (pfn_of(lo + i * page_size) != pfn + i)
+			ksft_exit_fail_msg("pages %ld.. of the file are not contiguous\n", page);
+	if (other_path) {
+		other = map_file(other_path, 0, 0, &other_size);
+		fill(other, other_size, page_size, 2);
+	}
+
+	if (granule) {
+		ksft_print_msg("granule of %ld pages from page %ld, pfn %#llx\n", nr, page,
+			       (unsigned long long)pfn);
+		request_mce(pfn + (nr > 1), 1, misc, page_size);
+	} else {
+		request_mce(pfn, nr, misc, page_size);
+	}
+	if (granule < 0) {
+		/* Nothing may happen: wait as long, then count what is still mapped. */
+		wait_unmapped(lo, nr, page_size, wait_s * 1e3);
+		for (long i = 0; i < nr; i++)
+			mapped += pagemap_of(lo + i * page_size) >> 63;
+		ksft_test_result(mapped == nr && !sig_count,
+				 "the error is only logged: %ld of %ld pages still mapped, %d signals\n",
+				 mapped, nr, sig_count);
+		bad = bad_pages(map, size, map, map, page_size, 1);
+		ksft_test_result(bad == 0, "every page of the file is readable with its data (%ld bad)\n",
+				 bad);
+		return;
+	}
+	unmapped = wait_unmapped(lo, nr, page_size, wait_s * 1e3);
+	ao = ao_count;
+	ksft_print_msg("before touching: %d SIGBUS (%ld BUS_MCEERR_AO), last at page %ld\n",
+		       sig_count, ao,
+		       sig_addr ? (long)(((char *)sig_addr - map) / page_size) : -1);
+	ksft_test_result(unmapped, "the machine checks unmapped the %ld poisoned pages within %ld s\n",
+			 nr, wait_s);
+
+	for (long i = 0; i < nr; i++) {
+		char *p = lo + i * page_size;
+		uint64_t val;
+
+		sig_code = 0;
+		sig_addr = NULL;
+		if (!readable(p, &val) && sig_code == BUS_MCEERR_AR && sig_addr == p)
+			exact++;
+		else if (exact == i)
+			ksft_print_msg("page %ld: si_code %d at page %ld\n", page + i, sig_code,
+				       sig_addr ? (long)(((char *)sig_addr - map) / page_size) : -1);
+	}
+	ksft_test_result(exact == nr,
+			 "touching a poisoned page: SIGBUS BUS_MCEERR_AR at exactly its address (%ld of %ld)\n",
+			 exact, nr);
+	bad = bad_pages(map, size, lo, lo + nr * page_size, page_size, 1);
+	ksft_test_result(bad == 0, "the file's other pages are readable with their data (%ld pages bad)\n",
+			 bad);
+	if (other)
+		bad_other = bad_pages(other, other_size, other, other, page_size, 2);
+	ksft_test_result(bad_other == 0, "%s (%ld pages bad)\n",
+			 other ? "the other file is readable with its data" : "no other file",
+			 bad_other);
+}
+
 int main(int argc, char **argv)
 {
 	long page_size = sysconf(_SC_PAGESIZE);
 	const char *inject = NULL, *cmd = NULL;
-	long page = -1, nr = 1, bad, bad_other, mapped = 0;
+	long page = -1, nr = 1, bad, bad_other, mapped = 0, misc = -1, wait_s = 60;
+	size_t dev_size = 0;
+	int granule = 0;
 	bool print_pfn = false, part = false;
 	size_t size, other_size;
 	struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO };
@@ -172,7 +338,7 @@ int main(int argc, char **argv)
 	uint64_t pfn;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "Pp:n:i:c:u")) != -1) {
+	while ((opt = getopt(argc, argv, "Pp:n:i:c:um:w:s:gG")) != -1) {
 		switch (opt) {
 		case 'P':
 			print_pfn = true;
@@ -192,6 +358,21 @@ int main(int argc, char **argv)
 		case 'u':
 			part = true;
 			break;
+		case 'm':
+			misc = strtol(optarg, NULL, 0);
+			break;
+		case 'w':
+			wait_s = atol(optarg);
+			break;
+		case 's':
+			dev_size = strtoull(optarg, NULL, 0);
+			break;
+		case 'g':
+			granule = 1;
+			break;
+		case 'G':
+			granule = -1;
+			break;
 		default:
 			ksft_exit_fail_msg("bad option\n");
 		}
@@ -203,6 +384,18 @@ int main(int argc, char **argv)
 		fill(map, page_size, page_size, 0);
 		printf("%llu\n", (unsigned long long)pfn_of(map));
 		return 0;
+	}
+	if (misc >= 0) {
+		if (optind + 1 > argc || optind + 2 < argc || page < 0 || nr < 1 || inject ||
+		    cmd || part || wait_s < 1 || (granule && (nr & (nr - 1))))
+			ksft_exit_fail_msg("%s", usage);
+		if (sigaction(SIGBUS, &sa, NULL))
+			ksft_exit_fail_msg("sigaction: %s\n", strerror(errno));
+		ksft_print_header();
+		ksft_set_plan(granule < 0 ? 2 : 4);
+		mce_probe(argv[optind], optind + 1 < argc ? argv[optind + 1] : NULL, page, nr,
+			  misc, wait_s, dev_size, page_size, granule);
+		ksft_finished();
 	}
 	if (optind + 2 != argc || page < 0 || nr < 1 || (!inject && nr != 1) ||
 	    (part && (!inject || nr % 2)))
