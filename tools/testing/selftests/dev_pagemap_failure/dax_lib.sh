@@ -42,7 +42,8 @@ dpf_inject_until() {
 }
 
 # Create labelled namespaces on region0: "fsdax SIZE" and/or "devdax SIZE"
-# pairs; SIZE "all" takes what is left of the region. Sets $pmem (e.g.
+# pairs; SIZE "all" takes what is left of the region, a mode "devdax@ALIGN"
+# (devdax@4K) gives the device that fault alignment. Sets $pmem (e.g.
 # pmem0) and $dax (e.g. dax0.1) for the last of each created, and $pmems to
 # the list of every fsdax block device created.
 dax_setup_namespaces() {
@@ -51,11 +52,12 @@ dax_setup_namespaces() {
 	ndctl init-labels -f all >/dev/null 2>&1
 	ndctl enable-region all >/dev/null 2>&1
 	while [ $# -ge 2 ]; do
-		size="-s $2"
+		size="-s $2" mode=${1%@*} align=
 		[ "$2" = all ] && size=
+		[ "$mode" != "$1" ] && align="-a ${1#*@}"
 		# shellcheck disable=SC2086
-		json=$(ndctl create-namespace -r region0 -m "$1" $size -n "dpf-$1" 2>&1)
-		case "$1" in
+		json=$(ndctl create-namespace -r region0 -m "$mode" $size $align -n "dpf-$mode" 2>&1)
+		case "$mode" in
 		fsdax) pmem=$(echo "$json" | dax_json_field blockdev)
 		       pmems="$pmems $pmem" ;;
 		devdax) dax=$(echo "$json" | dax_json_field chardev) ;;

@@ -17,9 +17,11 @@
 # mode off (upstream) the page is marked and accounted but stays mapped:
 # nobody is killed early, and upstream unmaps a DAX page only for the
 # processes it kills; the poison is consumed at the next access (on real
-# hardware, a second, action-required machine check). A burst of 512 errors over one 2 MiB
-# extent: every page handled, the owner calls counted. An error with 2 MiB
-# granularity on DAX memory fails the whole granule in one call (upstream
+# hardware, a second, action-required machine check). The devdax device
+# has 4 KiB alignment (a huge mapping would map the poisoned page again).
+# A burst of 512 errors over one 2 MiB extent: every page handled, the
+# owner calls counted. An error with 2 MiB granularity on DAX memory fails
+# the whole granule in one call and the NFIT decoder marks it bad (upstream
 # only logs it); on RAM it is only logged, as before.
 #
 # Poisoned pmem stays bad for the rest of the boot (QEMU cannot clear it),
@@ -101,9 +103,9 @@ files() {
 }
 
 ktap_print_header
-ktap_set_plan 49
+ktap_set_plan 50
 
-dax_setup_namespaces fsdax 512M fsdax 512M fsdax 256M fsdax 512M devdax 128M
+dax_setup_namespaces fsdax 512M fsdax 512M fsdax 256M fsdax 512M devdax@4K 128M
 set -- $pmems
 [ $# -eq 4 ] && [ -n "$dax" ] ||
 	ktap_exit_fail_msg "namespaces missing ($pmems, ${dax:-no devdax}); nothing else can run"
@@ -194,7 +196,7 @@ for mode in ranged off; do
 	coarse=$MNT/coarse.$mode
 	xfs_io -f -c "falloc 0 4m" "$coarse"
 	dpf_set_mode "$mode"
-	hc=$(hw_corrupted)
+	hc=$(hw_corrupted) bb=$(bad_sectors "$xfs1")
 	disp=$(dpf_counter "$xfs1" live dispatches)
 	if [ "$mode" = ranged ]; then
 		run_probe "2 MiB granule on XFS ($mode): all 512 pages failed, SIGBUS at each" \
@@ -203,16 +205,18 @@ for mode in ranged off; do
 		run_probe "2 MiB granule on XFS ($mode): only logged, every page intact" \
 			"$POISON" -p 0 -n 512 -g -K -m $MISC_2M -w "$(scaled 15)" "$coarse"
 	fi
-	hc2=$(hw_corrupted)
+	hc2=$(hw_corrupted) bb2=$(bad_sectors "$xfs1")
 	disp2=$(dpf_counter "$xfs1" live dispatches)
 	ktap_print_msg "2 MiB granule ($mode): HardwareCorrupted $hc -> $hc2 kB," \
-		"$xfs1 dispatches ${disp:-?} -> ${disp2:-?}"
+		"$xfs1 bad sectors $bb -> $bb2, dispatches ${disp:-?} -> ${disp2:-?}"
 	if [ "$mode" = ranged ]; then
 		[ -n "$disp" ] && [ "$disp2" = $((disp + 1)) ]
 		result "2 MiB granule ($mode): one call to XFS"
+		[ "$bb2" = $((bb + 4096)) ]
+		result "2 MiB granule ($mode): the badblocks of $xfs1 grow by the granule (4096 sectors)"
 	else
-		[ "$hc2" = "$hc" ]
-		result "2 MiB granule ($mode): nothing poisoned"
+		[ "$hc2" = "$hc" ] && [ "$bb2" = "$bb" ]
+		result "2 MiB granule ($mode): nothing poisoned, no bad blocks"
 	fi
 done
 umount "$MNT"
