@@ -44,10 +44,11 @@ dpf_inject_until() {
 # Create labelled namespaces on region0: "fsdax SIZE" and/or "devdax SIZE"
 # pairs; SIZE "all" takes what is left of the region, a mode "devdax@ALIGN"
 # (devdax@4K) gives the device that fault alignment. Sets $pmem (e.g.
-# pmem0) and $dax (e.g. dax0.1) for the last of each created, and $pmems to
-# the list of every fsdax block device created.
+# pmem0) and $dax (e.g. dax0.1) for the last of each created, $pmems to
+# the list of every fsdax block device created and $daxes to that of every
+# devdax device.
 dax_setup_namespaces() {
-	pmem= dax= pmems=
+	pmem= dax= pmems= daxes=
 	ndctl disable-region all >/dev/null 2>&1
 	ndctl init-labels -f all >/dev/null 2>&1
 	ndctl enable-region all >/dev/null 2>&1
@@ -60,7 +61,8 @@ dax_setup_namespaces() {
 		case "$mode" in
 		fsdax) pmem=$(echo "$json" | dax_json_field blockdev)
 		       pmems="$pmems $pmem" ;;
-		devdax) dax=$(echo "$json" | dax_json_field chardev) ;;
+		devdax) dax=$(echo "$json" | dax_json_field chardev)
+			daxes="$daxes $dax" ;;
 		esac
 		[ -n "$pmem$dax" ] || echo "$json" | sed 's/^/# /'
 		shift 2

@@ -105,10 +105,12 @@ files() {
 ktap_print_header
 ktap_set_plan 50
 
-dax_setup_namespaces fsdax 512M fsdax 512M fsdax 256M fsdax 512M devdax@4K 128M
+dax_setup_namespaces fsdax 512M fsdax 512M fsdax 256M fsdax 512M devdax@4K 64M devdax@4K 64M
 set -- $pmems
-[ $# -eq 4 ] && [ -n "$dax" ] ||
-	ktap_exit_fail_msg "namespaces missing ($pmems, ${dax:-no devdax}); nothing else can run"
+# shellcheck disable=SC2086
+dax_ranged=$(echo $daxes | cut -d' ' -f1) dax_off=$(echo $daxes | cut -d' ' -f2)
+[ $# -eq 4 ] && [ -n "$dax_ranged" ] && [ -n "$dax_off" ] ||
+	ktap_exit_fail_msg "namespaces missing ($pmems,$daxes); nothing else can run"
 xfs1=$1 xfs0=$2 ext4=$3 linear=$4
 
 # 1. XFS rmapbt=1 and rmapbt=0, ext4: each scenario in mode ranged, then
@@ -166,19 +168,19 @@ done
 umount "$MNT"
 dm_remove dpf-mce
 
-# 4. devdax: no filesystem, the whole device mapped.
-dax_size=$(cat "/sys/bus/dax/devices/$dax/size")
+# 4. devdax: no filesystem, the whole device mapped; a device of its own
+#    for each mode, since a poisoned page stays bad.
 for mode in ranged off; do
-	page=3
-	[ "$mode" = off ] && page=700
+	eval "dev=\$dax_$mode"
+	size=$(cat "/sys/bus/dax/devices/$dev/size")
 	dpf_set_mode "$mode"
 	hc=$(hw_corrupted)
 	if [ "$mode" = off ]; then
 		run_probe "devdax ($mode): as upstream, the page stays mapped, every page readable" \
-			"$POISON" -p $page -K -m $MISC_4K -w "$(scaled 60)" -s "$dax_size" "/dev/$dax"
+			"$POISON" -p 3 -K -m $MISC_4K -w "$(scaled 60)" -s "$size" "/dev/$dev"
 	else
 		run_probe "devdax ($mode): SIGBUS at exactly the page, every other page intact" \
-			"$POISON" -p $page -m $MISC_4K -w "$(scaled 60)" -s "$dax_size" "/dev/$dax"
+			"$POISON" -p 3 -m $MISC_4K -w "$(scaled 60)" -s "$size" "/dev/$dev"
 	fi
 	hc2=$(hw_corrupted)
 	ktap_print_msg "devdax ($mode): HardwareCorrupted $hc -> $hc2 kB"
