@@ -228,7 +228,11 @@ pub(crate) unsafe extern "C" fn dev_pagemap_failure(
 ///
 /// Context: Process context; takes `mf_mutex`.
 #[export]
-pub(crate) extern "C" fn memory_failure_granule(phys: u64, shift: c_uint, mf_flags: c_int) -> c_int {
+pub(crate) extern "C" fn memory_failure_granule(
+    phys: u64,
+    shift: c_uint,
+    mf_flags: c_int,
+) -> c_int {
     if mode() == Mode::Off {
         return errno(Err(NOT_HANDLED));
     }
@@ -252,12 +256,7 @@ pub(crate) extern "C" fn memory_failure_granule(phys: u64, shift: c_uint, mf_fla
     let pfns = match pages {
         Some(Ok(pfns)) => pfns,
         Some(Err(e)) => {
-            pr_err_ratelimited!(
-                "no granule of 2^{} bytes at {:#x}: {:?}\n",
-                shift,
-                phys,
-                e
-            );
+            pr_err_ratelimited!("no granule of 2^{} bytes at {:#x}: {:?}\n", shift, phys, e);
             return errno(Err(EINVAL));
         }
         None => return errno(Err(NOT_HANDLED)),
