@@ -57,7 +57,8 @@ dax_setup_namespaces() {
 		[ "$2" = all ] && size=
 		[ "$mode" != "$1" ] && align="-a ${1#*@}"
 		# shellcheck disable=SC2086
-		json=$(ndctl create-namespace -r region0 -m "$mode" $size $align -n "dpf-$mode" 2>&1)
+		json=$(ndctl create-namespace -r region0 -m "$mode" $size $align \
+			-n "dpf-$mode" 2>&1)
 		case "$mode" in
 		fsdax) pmem=$(echo "$json" | dax_json_field blockdev)
 		       pmems="$pmems $pmem" ;;

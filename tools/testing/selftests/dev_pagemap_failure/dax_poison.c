@@ -317,7 +317,8 @@ static void mce_probe(const char *file, const char *other_path, long page, long 
 				 "as upstream: %ld of %ld pages still mapped, %d signals\n",
 				 mapped, nr, sig_count);
 		bad = bad_pages(map, size, map, map, page_size, 1);
-		ksft_test_result(bad == 0, "every page of the file is readable with its data (%ld bad)\n",
+		ksft_test_result(bad == 0,
+				 "every page of the file is readable with its data (%ld bad)\n",
 				 bad);
 		return;
 	}
@@ -326,7 +327,8 @@ static void mce_probe(const char *file, const char *other_path, long page, long 
 	ksft_print_msg("before touching: %d SIGBUS (%ld BUS_MCEERR_AO), last at page %ld\n",
 		       sig_count, ao,
 		       sig_addr ? (long)(((char *)sig_addr - map) / page_size) : -1);
-	ksft_test_result(unmapped, "the machine checks unmapped the %ld poisoned pages within %ld s\n",
+	ksft_test_result(unmapped,
+			 "the machine checks unmapped the %ld poisoned pages within %ld s\n",
 			 nr, wait_s);
 
 	for (long i = 0; i < nr; i++) {
@@ -339,13 +341,15 @@ static void mce_probe(const char *file, const char *other_path, long page, long 
 			exact++;
 		else if (exact == i)
 			ksft_print_msg("page %ld: si_code %d at page %ld\n", page + i, sig_code,
-				       sig_addr ? (long)(((char *)sig_addr - map) / page_size) : -1);
+				       sig_addr ?
+				       (long)(((char *)sig_addr - map) / page_size) : -1);
 	}
 	ksft_test_result(exact == nr,
-			 "touching a poisoned page: SIGBUS BUS_MCEERR_AR at exactly its address (%ld of %ld)\n",
-			 exact, nr);
+			 "touching a poisoned page: SIGBUS BUS_MCEERR_AR at exactly its address"
+			 " (%ld of %ld)\n", exact, nr);
 	bad = bad_pages(map, size, lo, lo + nr * page_size, page_size, 1);
-	ksft_test_result(bad == 0, "the file's other pages are readable with their data (%ld pages bad)\n",
+	ksft_test_result(bad == 0,
+			 "the file's other pages are readable with their data (%ld pages bad)\n",
 			 bad);
 	if (other)
 		bad_other = bad_pages(other, other_size, other, other, page_size, 2);

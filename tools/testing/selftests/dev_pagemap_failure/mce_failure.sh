@@ -152,10 +152,10 @@ for mode in ranged off; do
 	hc=$(hw_corrupted)
 	disp=$(dpf_counter "$dm" live dispatches)
 	if [ "$mode" = off ]; then
-		run_probe "burst of 512 on XFS on dm-linear ($mode): as upstream, every page stays mapped" \
+		run_probe "burst of 512 on dm-linear ($mode): as upstream, all pages stay mapped" \
 			"$POISON" -p 0 -n 512 -K -m $MISC_4K -w "$(scaled 600)" "$burst"
 	else
-		run_probe "burst of 512 on XFS on dm-linear ($mode): every page SIGBUS at exactly its address" \
+		run_probe "burst of 512 on dm-linear ($mode): SIGBUS exactly at each page" \
 			"$POISON" -p 0 -n 512 -m $MISC_4K -w "$(scaled 600)" "$burst"
 	fi
 	hc2=$(hw_corrupted)
@@ -176,7 +176,7 @@ for mode in ranged off; do
 	dpf_set_mode "$mode"
 	hc=$(hw_corrupted)
 	if [ "$mode" = off ]; then
-		run_probe "devdax ($mode): as upstream, the page stays mapped, every page readable" \
+		run_probe "devdax ($mode): as upstream, the page stays mapped, all readable" \
 			"$POISON" -p 3 -K -m $MISC_4K -w "$(scaled 60)" -s "$size" "/dev/$dev"
 	else
 		run_probe "devdax ($mode): SIGBUS at exactly the page, every other page intact" \
@@ -215,7 +215,7 @@ for mode in ranged off; do
 		[ -n "$disp" ] && [ "$disp2" = $((disp + 1)) ]
 		result "2 MiB granule ($mode): one call to XFS"
 		[ "$bb2" = $((bb + 4096)) ]
-		result "2 MiB granule ($mode): the badblocks of $xfs1 grow by the granule (4096 sectors)"
+		result "2 MiB granule ($mode): badblocks of $xfs1 grow by 4096 sectors"
 	else
 		[ "$hc2" = "$hc" ] && [ "$bb2" = "$bb" ]
 		result "2 MiB granule ($mode): nothing poisoned, no bad blocks"
