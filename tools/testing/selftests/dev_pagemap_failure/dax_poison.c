@@ -345,8 +345,8 @@ static void mce_probe(const char *file, const char *other_path, long page, long 
 				       (long)(((char *)sig_addr - map) / page_size) : -1);
 	}
 	ksft_test_result(exact == nr,
-			 "touching a poisoned page: SIGBUS BUS_MCEERR_AR at exactly its address"
-			 " (%ld of %ld)\n", exact, nr);
+			 "touching a poisoned page: SIGBUS BUS_MCEERR_AR at its address (%ld of %ld)\n",
+			 exact, nr);
 	bad = bad_pages(map, size, lo, lo + nr * page_size, page_size, 1);
 	ksft_test_result(bad == 0,
 			 "the file's other pages are readable with their data (%ld pages bad)\n",
