@@ -101,6 +101,8 @@ impl Owner {
         range: Range,
         flags: MfFlags,
     ) -> Result {
+        #[cfg(CONFIG_DEV_PAGEMAP_FAILURE_TEST)]
+        crate::testing::delay_owner(flags);
         // SAFETY: By the type invariant and the caller's guarantee `ops` and `data` are still
         // valid; the handler's contract is the C one documented in
         // include/linux/dev_pagemap_failure.h, and `data` is what the owner registered.

@@ -7,6 +7,12 @@
 //! * `inject_range` (write `PFN NR_PAGES`): `memory_failure_range(PFN, NR_PAGES,
 //!   MF_SW_SIMULATED)`, as mm/hwpoison-inject.c's `corrupt-pfn` does for one page; the write
 //!   fails with its error.
+//! * `queue_pfns` (write `PFN NR_PAGES`): `memory_failure_queue()` for each page from PFN, with
+//!   interrupts off, as a firmware-first platform's error handler (GHES) queues a burst of error
+//!   records, one pfn each; `MF_SW_SIMULATED`. At most [`QUEUE_MAX_PAGES`].
+//! * `owner_delay_ms` (write `MS`): the next poison handed to an owner waits MS milliseconds
+//!   first, as an owner that reads its metadata from a suspended device does; a removal does
+//!   not wait. At most [`OWNER_DELAY_MAX_MS`].
 //! * `bench_lookup` (write `CLAIMS ITERATIONS`, read the result): the cost of dispatching one
 //!   failed page with CLAIMS claims on a private registry.
 //! * `last_failure_ns` (read): how long the last `dev_pagemap_failure()` took, so that a
@@ -32,6 +38,8 @@ use crate::registry::Registry;
 /// The test files; removed when dropped.
 pub(crate) struct Files {
     _inject: Pin<KBox<debugfs::File<InjectRangeFile>>>,
+    _queue: Pin<KBox<debugfs::File<QueuePfnsFile>>>,
+    _owner_delay: Pin<KBox<debugfs::File<OwnerDelayFile>>>,
     _bench_lookup: Pin<KBox<debugfs::File<BenchLookupFile>>>,
     _last_failure: Pin<KBox<debugfs::File<LastFailureFile>>>,
 }
@@ -42,6 +50,14 @@ impl Files {
         Ok(Self {
             _inject: KBox::pin_init(
                 dir.write_callback_file(c"inject_range", InjectRangeFile, &InjectRangeFile::write),
+                GFP_KERNEL,
+            )?,
+            _queue: KBox::pin_init(
+                dir.write_callback_file(c"queue_pfns", QueuePfnsFile, &QueuePfnsFile::write),
+                GFP_KERNEL,
+            )?,
+            _owner_delay: KBox::pin_init(
+                dir.write_callback_file(c"owner_delay_ms", OwnerDelayFile, &OwnerDelayFile::write),
                 GFP_KERNEL,
             )?,
             _bench_lookup: KBox::pin_init(
@@ -98,6 +114,72 @@ impl InjectRangeFile {
         // SAFETY: `memory_failure_range()` validates its arguments.
         let ret = unsafe { bindings::memory_failure_range(pfn, nr_pages, flags) };
         kernel::error::to_result(ret)
+    }
+}
+
+/// The most pages one write to `queue_pfns` queues: 1 GiB of 4 KiB pages, which the benchmark
+/// uses; more would keep interrupts off for too long.
+const QUEUE_MAX_PAGES: u64 = 1 << 18;
+
+/// `queue_pfns`.
+struct QueuePfnsFile;
+
+impl QueuePfnsFile {
+    fn write(_: &Self, reader: &mut UserSliceReader) -> Result {
+        let (pfn, nr_pages) = read_two_numbers(reader)?;
+        if nr_pages == 0 || nr_pages > QUEUE_MAX_PAGES {
+            return Err(EINVAL);
+        }
+        let end = pfn.checked_add(nr_pages).ok_or(EINVAL)?;
+        let pfns = c_ulong::try_from(pfn).map_err(|_| EINVAL)?
+            ..c_ulong::try_from(end).map_err(|_| EINVAL)?;
+        let flags = bindings::mf_flags_MF_SW_SIMULATED as c_int;
+        // The whole burst arrives before this CPU's worker can run, as from an interrupt handler.
+        let _irqs_off = kernel::interrupt::local_interrupt_disable();
+        for pfn in pfns {
+            // SAFETY: `memory_failure_queue()` takes any pfn in any context; the worker checks it.
+            unsafe { bindings::memory_failure_queue(pfn, flags) };
+        }
+        Ok(())
+    }
+}
+
+/// The longest `owner_delay_ms` takes: a minute.
+const OWNER_DELAY_MAX_MS: u64 = 60_000;
+
+/// How long the next poison handed to an owner waits first, in milliseconds; 0: no wait.
+static OWNER_DELAY_MS: Atomic<u64> = Atomic::new(0);
+
+/// `owner_delay_ms`.
+struct OwnerDelayFile;
+
+impl OwnerDelayFile {
+    fn write(_: &Self, reader: &mut UserSliceReader) -> Result {
+        let mut buf = [0u8; 24];
+        let len = reader.len();
+        if len == 0 || len > buf.len() {
+            return Err(EINVAL);
+        }
+        reader.read_slice(&mut buf[..len])?;
+        let text = core::str::from_utf8(&buf[..len]).map_err(|_| EINVAL)?;
+        let ms = parse_u64(text.trim())?;
+        if ms > OWNER_DELAY_MAX_MS {
+            return Err(EINVAL);
+        }
+        OWNER_DELAY_MS.store(ms, Relaxed);
+        Ok(())
+    }
+}
+
+/// Called before each owner's handler: the first poison after a write to `owner_delay_ms`
+/// sleeps that long.
+pub(crate) fn delay_owner(flags: MfFlags) {
+    if flags.is_removal() {
+        return;
+    }
+    // At most `OWNER_DELAY_MAX_MS`: always an `i64`.
+    if let Ok(ms @ 1..) = i64::try_from(OWNER_DELAY_MS.xchg(0, Relaxed)) {
+        kernel::time::delay::fsleep(kernel::time::Delta::from_millis(ms));
     }
 }
 

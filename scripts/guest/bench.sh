@@ -9,6 +9,13 @@
 #   dpf.bench=storm	poison storms: N contiguous pages through one
 #			memory_failure_range() (mode ranged) against N
 #			single-page memory_failure() calls (mode pfn)
+#   dpf.bench=queued	a burst of N contiguous poisoned pages queued as
+#			GHES queues them (queue_pfns): upstream's queue
+#			(mode off, drops), page by page (pfn), coalesced
+#			into one run (ranged); timed until accounted
+#   dpf.bench=mce	2 MiB of a file failed by real machine checks: 512
+#			errors of 4 KiB (page by page) against one error of
+#			2 MiB granularity (one range); timed until accounted
 #   dpf.bench=ext4	the removal under processes that map 64 MiB of ext4
 #			-o dax files, in modes pfn and ranged, and munmap
 #   dpf.bench=lookup	dispatch cost with 1, 100 and 10000 claims
@@ -194,6 +201,60 @@ storm() {
 	done
 }
 
+QUEUE=/sys/kernel/debug/dev_pagemap_failure/queue_pfns
+
+queued() {
+	for n in 4096 262144; do
+		fresh_xfs -d agcount=2
+		mkdir -p "$MNT/q"
+		xfs_io -f -c "falloc 0 $((n * 4))k" "$MNT/q/victim"
+		pfn=$("$SEL/dax_poison" -P "$MNT/q/victim")
+		for mode in off pfn ranged; do
+			for rep in $(seq 1 "$reps"); do
+				before=$(dpf_counter "$pmem" live dispatches)
+				dpf_set_mode $mode
+				out=$("$SEL/dax_bench" -r "$QUEUE=$pfn $n" -W $((n * 4)))
+				dpf_set_mode ranged
+				after=$(dpf_counter "$pmem" live dispatches)
+				echo "BENCH queued pages=$n mode=$mode rep=$rep" \
+					"handler_calls=$((after - before)) $out"
+			done
+		done
+		umount "$MNT"
+	done
+}
+
+# Real machine checks stay in the pmem's badblocks for the rest of the boot:
+# every repetition takes another 2 MiB granule of one file, and the file
+# is one extent on a fresh filesystem.
+mce() {
+	local nl='
+'
+	fresh_xfs -d agcount=2
+	mkdir -p "$MNT/m"
+	xfs_io -f -c "falloc 0 $(((2 * reps + 1) * 2))m" "$MNT/m/victim"
+	pfn=$("$SEL/dax_poison" -P "$MNT/m/victim")
+	# The first granule of the file: its first pfn that is a multiple of 512.
+	base=$(((pfn + 511) / 512 * 512))
+	k=0
+	for how in pages granule; do
+		for rep in $(seq 1 "$reps"); do
+			addr=$(((base + k * 512) * 4096))
+			k=$((k + 1))
+			if [ $how = pages ]; then
+				req="mce $(printf %#x $addr) 0x8c 512 0x1000$nl"
+			else
+				req="mce $(printf %#x $((addr + 4096))) 0x95 1 0x1000$nl"
+			fi
+			before=$(dpf_counter "$pmem" live dispatches)
+			out=$("$SEL/dax_bench" -r "/dev/ttyS2=$req" -W 2048)
+			after=$(dpf_counter "$pmem" live dispatches)
+			echo "BENCH mce how=$how rep=$rep handler_calls=$((after - before)) $out"
+		done
+	done
+	umount "$MNT"
+}
+
 lookup() {
 	for claims in 1 100 10000; do
 		for rep in $(seq 1 "$reps"); do
@@ -220,7 +281,7 @@ ag0() {
 
 for b in $benches; do
 	case $b in
-	removal | ext4 | storm | lookup | ag0) $b ;;
+	removal | ext4 | storm | queued | mce | lookup | ag0) $b ;;
 	*) echo "BENCH error unknown benchmark $b"; exit 1 ;;
 	esac
 done

@@ -127,12 +127,12 @@ run_watched() {
 [ "$variant" = plain ] && only=${only:-unsynced_failure}
 
 # Each script prints its own KTAP plan; results.py adds them up.
-# module_failure.sh unloads and reloads modules, and mce_failure.sh leaves
-# pmem poisoned for the rest of the boot: they go last.
+# module_failure.sh unloads and reloads modules, and queue_failure.sh and
+# mce_failure.sh leave pmem poisoned for the rest of the boot: they go last.
 rc=0
 echo "# slowdown ${DPF_SLOWDOWN:-100}%: a selftest silent for $STALL_S s is stalled"
 for t in dax_failure ext4_failure dm_failure writecache_failure unsynced_failure \
-	load_failure module_failure mce_failure; do
+	load_failure module_failure queue_failure mce_failure; do
 	case ",${only:-$t}," in
 	*",$t,"*) ;;
 	*) continue ;;

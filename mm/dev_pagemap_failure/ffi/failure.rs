@@ -226,7 +226,8 @@ pub(crate) unsafe extern "C" fn dev_pagemap_failure(
 /// pagemap holds `phys` (ordinary RAM: the caller keeps its own path) or in a test kernel's
 /// mode `off`; `-EINVAL` for a `shift` of 64 or more.
 ///
-/// Context: Process context; takes `mf_mutex`.
+/// Context: Process context; may sleep for as long as the owners' work takes (without
+/// `mf_mutex`: see `memory_failure_dev_pagemap_range()`).
 #[export]
 pub(crate) extern "C" fn memory_failure_granule(
     phys: u64,

@@ -17,9 +17,13 @@
  *	(msync(MS_SYNC)) and then unmaps: the limit for a revocation that,
  *	like a removal, loses no data. Prints "msync_munmap_ms=T".
  *
- *   dax_bench -r FILE=VALUE
+ *   dax_bench -r FILE=VALUE [-W KB]
  *	Only time the write of VALUE to FILE (e.g. a poison range to
- *	dev_pagemap_failure's inject_range).
+ *	dev_pagemap_failure's inject_range). With -W, failures that the
+ *	kernel handles in the background (pages queued to queue_pfns, a
+ *	machine check requested from the host): also wait until
+ *	HardwareCorrupted has grown by KB, or has not moved for 5 s, and print
+ *	"drain_ms=T handled_kb=N", T from the write to the last growth.
  *
  * Prints one line "removal_ms=T revoked=N/M ret=E", "munmap_ms=T",
  * "msync_munmap_ms=T" or "write_ms=T ret=E" and exits 0, or non-zero if
@@ -117,6 +121,45 @@ static void child(const char *path, size_t size, bool unmap, bool sync,
 	exit(0);
 }
 
+/* HardwareCorrupted of /proc/meminfo, in kB; -1 if it cannot be read. */
+static long hw_corrupted_kb(void)
+{
+	char line[128];
+	long kb = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "HardwareCorrupted: %ld kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+/*
+ * Wait until HardwareCorrupted has grown by KB from BASE, or has not moved
+ * for STILL_MS; the time of its last growth in *END_MS. Polled every 5 ms:
+ * the guest may have one host thread, which the poll takes from the worker.
+ */
+#define STILL_MS 5000
+static long wait_accounted(long base, long kb, double *end_ms)
+{
+	long last = base, now;
+
+	*end_ms = now_ms();
+	while ((now = hw_corrupted_kb()) >= 0 && now - base < kb) {
+		if (now != last) {
+			last = now;
+			*end_ms = now_ms();
+		} else if (now_ms() - *end_ms > STILL_MS) {
+			return now - base;
+		}
+		usleep(5000);
+	}
+	*end_ms = now_ms();
+	return now - base;
+}
+
 int main(int argc, char **argv)
 {
 	int ready[2], go[2], res[2], opt, nprocs, sigbus = 0, failed = 0, ret = 0;
@@ -124,8 +167,9 @@ int main(int argc, char **argv)
 	double t0 = 0, t1 = 0, first = 0, last = 0;
 	size_t size = 64 << 20;
 	bool unmap = false, sync = false;
+	long wait_kb = -1;
 
-	while ((opt = getopt(argc, argv, "s:r:um")) != -1) {
+	while ((opt = getopt(argc, argv, "s:r:umW:")) != -1) {
 		switch (opt) {
 		case 's':
 			size = strtoul(optarg, NULL, 0) << 20;
@@ -143,19 +187,31 @@ int main(int argc, char **argv)
 		case 'm':
 			sync = true;
 			break;
+		case 'W':
+			wait_kb = strtol(optarg, NULL, 0);
+			break;
 		default:
 			goto usage;
 		}
 	}
 	nprocs = argc - optind;
 	if (nprocs > MAX_PROCS || !size || unmap == !!remove_file ||
-	    (unmap && nprocs < 1) || (sync && !unmap))
+	    (unmap && nprocs < 1) || (sync && !unmap) || (wait_kb >= 0 && nprocs))
 		goto usage;
 	if (!nprocs) {
+		long base = hw_corrupted_kb(), handled;
+		double end;
+
 		t0 = now_ms();
 		ret = write_sysfs(remove_file, remove_value);
 		t1 = now_ms();
-		printf("write_ms=%.3f ret=%d\n", t1 - t0, ret);
+		if (wait_kb < 0) {
+			printf("write_ms=%.3f ret=%d\n", t1 - t0, ret);
+			return ret != 0;
+		}
+		handled = wait_accounted(base, wait_kb, &end);
+		printf("write_ms=%.3f drain_ms=%.3f handled_kb=%ld ret=%d\n", t1 - t0, end - t0,
+		       handled, ret);
 		return ret != 0;
 	}
 	if (pipe(ready) || pipe(go) || pipe(res))
@@ -212,6 +268,6 @@ int main(int argc, char **argv)
 	return ret || sigbus != nprocs * PROBES;
 usage:
 	fprintf(stderr,
-		"usage: dax_bench -s MiB (-r FILE=VALUE | -u [-m]) PATH... | -r FILE=VALUE\n");
+		"usage: dax_bench -s MiB (-r FILE=VALUE | -u [-m]) PATH... | -r FILE=VALUE [-W KB]\n");
 	return 1;
 }

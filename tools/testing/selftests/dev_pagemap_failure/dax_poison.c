@@ -42,6 +42,17 @@
  *	error on a DAX page that no early-kill process maps is logged and the
  *	page marked, but nothing is unmapped; a coarse one is only logged).
  *	Two results with -K.
+ *
+ *   dax_poison -p PAGE -n NR -q QUEUE [-K] [-w SECONDS] FILE [OTHER]
+ *	Map FILE with 4 KiB pages (MADV_NOHUGEPAGE) and queue pages
+ *	[PAGE, PAGE + NR) as a firmware-first platform queues a burst of error
+ *	records: write "PFN NR" to QUEUE (the debugfs file that calls
+ *	memory_failure_queue() once per page with interrupts off). Expect, as
+ *	for -m, every queued page unmapped within SECONDS and SIGBUS
+ *	BUS_MCEERR_AR at each when touched, the other pages intact. With -K,
+ *	expect upstream's 16-entry queue instead: after waiting as long,
+ *	HardwareCorrupted grew by fewer pages than were queued (the rest were
+ *	dropped), and nothing was unmapped. Two results with -K.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -66,7 +77,8 @@
 
 static const char usage[] =
 	"usage: dax_poison -p PAGE [-n NR] [-i INJECT] [-c CMD] [-u] FILE OTHER\n"
-	"       dax_poison -p PAGE [-n NR] -m MISC [-g] [-K] [-w SECONDS] [-s SIZE] FILE [OTHER]\n";
+	"       dax_poison -p PAGE [-n NR] -m MISC [-g] [-K] [-w SECONDS] [-s SIZE] FILE [OTHER]\n"
+	"       dax_poison -p PAGE -n NR -q QUEUE [-K] [-w SECONDS] FILE [OTHER]\n";
 
 /* The guest's port to the host's machine check agent (scripts/vm.sh). */
 #define MCE_PORT "/dev/ttyS2"
@@ -258,14 +270,62 @@ static long bad_pages(char *map, size_t size, char *lo, char *hi, long page_size
 	return bad;
 }
 
+/* Queue NR pages from PFN through QUEUE (debugfs queue_pfns). */
+static void queue_pages(const char *queue, uint64_t pfn, long nr)
+{
+	char cmd[64];
+	int fd, len, ret;
+
+	len = snprintf(cmd, sizeof(cmd), "%llu %ld", (unsigned long long)pfn, nr);
+	fd = open(queue, O_WRONLY);
+	ret = fd < 0 ? -1 : write(fd, cmd, len);
+	ksft_print_msg("write '%s' to %s: %s\n", cmd, queue, ret == len ? "ok" : strerror(errno));
+	if (ret != len)
+		ksft_exit_fail_msg("cannot queue the pages\n");
+	close(fd);
+}
+
+/*
+ * Upstream's queue holds 16 entries: a larger burst loses pages. Wait until
+ * HardwareCorrupted (from HC kB) has stayed put for 2 s, or WAIT_S: the
+ * pages it grew by are those the queue kept, the others were dropped. As
+ * upstream, nothing is unmapped (a worker kills nobody, and fsdax unmaps
+ * only for the processes it kills). Two results.
+ */
+static void queue_dropped(char *lo, long nr, long hc, long wait_s, long page_size)
+{
+	double start = now_ms(), since = now_ms();
+	long last = hc, now, mapped = 0, kept;
+
+	sigsetjmp(fault_jmp, 1);
+	while (now_ms() - start < wait_s * 1e3 && now_ms() - since < 2000) {
+		usleep(100000);
+		now = hw_corrupted_kb();
+		if (now != last) {
+			last = now;
+			since = now_ms();
+		}
+	}
+	kept = (last - hc) * 1024 / page_size;
+	for (long i = 0; i < nr; i++)
+		mapped += pagemap_of(lo + i * page_size) >> 63;
+	ksft_print_msg("as upstream: %ld of %ld queued pages handled, %ld mapped, %d SIGBUS\n",
+		       kept, nr, mapped, sig_count);
+	ksft_test_result(kept > 0 && kept < nr,
+			 "as upstream, the full queue drops pages (%ld of %ld dropped)\n",
+			 nr - kept, nr);
+	ksft_test_result(mapped == nr, "as upstream, nothing is unmapped (%ld of %ld mapped)\n",
+			 mapped, nr);
+}
+
 /*
  * Machine checks at pages [PAGE, PAGE + NR) of FILE (its first MAP_SIZE
  * bytes mapped; a devdax device has no size of its own), OTHER (or NULL)
  * mapped beside it. Four results.
  */
 static void mce_probe(const char *file, const char *other_path, long page, long nr,
-		      long misc, long wait_s, size_t dev_size, long page_size, bool granule,
-		      bool keep)
+		      long misc, const char *queue, long wait_s, size_t dev_size,
+		      long page_size, bool granule, bool keep)
 {
 	long bad, bad_other = 0, exact = 0, ao, mapped = 0, hc;
 	size_t size, other_size = 0;
@@ -274,6 +334,9 @@ static void mce_probe(const char *file, const char *other_path, long page, long 
 	uint64_t pfn;
 
 	map = map_file_of(file, 0, 0, &size, dev_size);
+	/* The queued failures are unmapped page by page, as no huge fault maps them. */
+	if (queue && madvise(map, size, MADV_NOHUGEPAGE))
+		ksft_exit_fail_msg("madvise(MADV_NOHUGEPAGE): %s\n", strerror(errno));
 	fill(map, size, page_size, 1);
 	if (granule)
 		while ((page + 1) * page_size <= (long)size &&
@@ -292,7 +355,13 @@ static void mce_probe(const char *file, const char *other_path, long page, long 
 	}
 
 	hc = hw_corrupted_kb();
-	if (granule) {
+	if (queue) {
+		queue_pages(queue, pfn, nr);
+		if (keep) {
+			queue_dropped(lo, nr, hc, wait_s, page_size);
+			return;
+		}
+	} else if (granule) {
 		ksft_print_msg("granule of %ld pages from page %ld, pfn %#llx\n", nr, page,
 			       (unsigned long long)pfn);
 		request_mce(pfn + (nr > 1), 1, misc, page_size);
@@ -361,7 +430,7 @@ static void mce_probe(const char *file, const char *other_path, long page, long 
 int main(int argc, char **argv)
 {
 	long page_size = sysconf(_SC_PAGESIZE);
-	const char *inject = NULL, *cmd = NULL;
+	const char *inject = NULL, *cmd = NULL, *queue = NULL;
 	long page = -1, nr = 1, bad, bad_other, mapped = 0, misc = -1, wait_s = 60;
 	size_t dev_size = 0;
 	bool granule = false, keep = false;
@@ -372,7 +441,7 @@ int main(int argc, char **argv)
 	uint64_t pfn;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "Pp:n:i:c:um:w:s:gK")) != -1) {
+	while ((opt = getopt(argc, argv, "Pp:n:i:c:um:q:w:s:gK")) != -1) {
 		switch (opt) {
 		case 'P':
 			print_pfn = true;
@@ -394,6 +463,9 @@ int main(int argc, char **argv)
 			break;
 		case 'm':
 			misc = strtol(optarg, NULL, 0);
+			break;
+		case 'q':
+			queue = optarg;
 			break;
 		case 'w':
 			wait_s = atol(optarg);
@@ -419,16 +491,17 @@ int main(int argc, char **argv)
 		printf("%llu\n", (unsigned long long)pfn_of(map));
 		return 0;
 	}
-	if (misc >= 0) {
+	if (misc >= 0 || queue) {
 		if (optind + 1 > argc || optind + 2 < argc || page < 0 || nr < 1 || inject ||
-		    cmd || part || wait_s < 1 || (granule && (nr & (nr - 1))))
+		    cmd || part || wait_s < 1 || (granule && (nr & (nr - 1))) ||
+		    (queue && (misc >= 0 || granule || dev_size)))
 			ksft_exit_fail_msg("%s", usage);
 		if (sigaction(SIGBUS, &sa, NULL))
 			ksft_exit_fail_msg("sigaction: %s\n", strerror(errno));
 		ksft_print_header();
 		ksft_set_plan(keep ? 2 : 4);
 		mce_probe(argv[optind], optind + 1 < argc ? argv[optind + 1] : NULL, page, nr,
-			  misc, wait_s, dev_size, page_size, granule, keep);
+			  misc, queue, wait_s, dev_size, page_size, granule, keep);
 		ksft_finished();
 	}
 	if (optind + 2 != argc || page < 0 || nr < 1 || (!inject && nr != 1) ||

@@ -1,0 +1,181 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# Queued poison and the accounting of ranged failures.
+#
+# 1. A firmware-first platform (GHES) queues one pfn per error record with
+#    memory_failure_queue(), from interrupt context, into a 16-entry
+#    per-CPU fifo. The test file queue_pfns queues a burst of 4096
+#    contiguous pages of a mapped XFS (rmapbt=1) file the same way, with
+#    interrupts off. Mode ranged: the burst is one run, nothing is dropped,
+#    every page is unmapped and gives SIGBUS BUS_MCEERR_AR at its address,
+#    HardwareCorrupted grows by 16 MiB, and XFS hears of it in a handful of
+#    calls. Mode off (upstream): all but 16 pages are dropped with a
+#    "buffer overflow" line each and stay mapped.
+# 2. A ranged failure (inject_range, memory_failure_range()) of 4096 pages
+#    is accounted as 4096 single pages: HardwareCorrupted, one
+#    ras:memory_failure_event per page (rasdaemon's source), and one log
+#    line for the run. Mode off (memory_failure() page by page) beside it:
+#    the same counts, one line per page.
+# 3. The owners of a ranged failure work without mf_mutex: while the owner
+#    of a ranged failure waits (the test file owner_delay_ms makes it wait,
+#    as XFS reading its metadata from a suspended dm device would),
+#    memory_failure() of a page of another device, which takes mf_mutex,
+#    completes.
+#
+# The poisoned pages are simulated (MF_SW_SIMULATED): the pmem driver's
+# badblocks do not change. Needs one NVDIMM region of at least 1.5 GiB with a
+# label area, ndctl, mkfs.xfs, xfs_io, tracefs and a kernel with
+# CONFIG_DEV_PAGEMAP_FAILURE_TEST and debugfs; destroys everything on that
+# region.
+
+DIR=$(cd "$(dirname "$0")" && pwd)
+. "$DIR/ktap_helpers.sh"
+. "$DIR/dax_lib.sh"
+
+MNT=/mnt/queue_failure
+MNT2=/mnt/queue_failure.2
+POISON="$DIR/dax_poison"
+DEBUGFS=/sys/kernel/debug/dev_pagemap_failure
+TRACING=/sys/kernel/tracing
+EVENT=$TRACING/events/ras/memory_failure_event
+NR=4096
+
+hw_corrupted() {
+	awk '$1 == "HardwareCorrupted:" { print $2 }' /proc/meminfo
+}
+
+# The lines of the kernel log that match PATTERN since the last dmesg -c.
+# Mode off logs a line per page, more than the log buffer may hold: there
+# the count is a lower bound, and nothing is judged on it.
+log_count() {
+	dmesg | grep -c "$1"
+}
+
+# ras:memory_failure_event records since trace_start.
+trace_start() {
+	echo 0 > "$TRACING/tracing_on"
+	echo > "$TRACING/trace"
+	echo 1 > "$EVENT/enable"
+	echo 1 > "$TRACING/tracing_on"
+}
+
+trace_count() {
+	echo 0 > "$TRACING/tracing_on"
+	echo 0 > "$EVENT/enable"
+	grep -c 'memory_failure_event:' "$TRACING/trace"
+}
+
+ktap_print_header
+ktap_set_plan 15
+
+[ -d "$TRACING/events" ] || mount -t tracefs nodev "$TRACING" 2>/dev/null
+[ -d "$EVENT" ] || ktap_exit_fail_msg "no ras:memory_failure_event in $TRACING"
+# The trace buffer must hold 4096 records.
+echo 4096 > "$TRACING/buffer_size_kb"
+
+dax_setup_namespaces fsdax 512M fsdax 512M
+set -- $pmems
+[ $# -eq 2 ] || ktap_exit_fail_msg "namespaces missing ($pmems); nothing else can run"
+pmem=$1 second=$2
+mkdir -p "$MNT"
+mkfs.xfs -f -q -m rmapbt=1 "/dev/$pmem" && mount -o dax=always "/dev/$pmem" "$MNT" ||
+	ktap_exit_fail_msg "cannot mount XFS on $pmem"
+xfs_io -f -c "falloc 0 4m" "$MNT/other"
+
+# 1. A queued burst of 4096 pages, in mode ranged and off.
+for mode in ranged off; do
+	file=$MNT/queued.$mode
+	xfs_io -f -c "falloc 0 16m" "$file"
+	dpf_set_mode "$mode"
+	dmesg -c >/dev/null
+	hc=$(hw_corrupted) disp=$(dpf_counter "$pmem" live dispatches)
+	if [ "$mode" = ranged ]; then
+		run_probe "queued burst of $NR ($mode): every page unmapped, SIGBUS at each" \
+			"$POISON" -p 0 -n $NR -q "$DEBUGFS/queue_pfns" -w "$(scaled 300)" \
+			"$file" "$MNT/other"
+	else
+		run_probe "queued burst of $NR ($mode): as upstream, the full queue drops pages" \
+			"$POISON" -p 0 -n $NR -q "$DEBUGFS/queue_pfns" -K -w "$(scaled 120)" \
+			"$file" "$MNT/other"
+	fi
+	hc2=$(hw_corrupted) disp2=$(dpf_counter "$pmem" live dispatches)
+	dropped=$(log_count 'buffer overflow when queuing') calls=$((disp2 - disp))
+	ktap_print_msg "queued burst ($mode): HardwareCorrupted $hc -> $hc2 kB," \
+		"$dropped 'buffer overflow' lines logged, $calls calls to XFS"
+	[ "$mode" = ranged ] || continue
+	[ "$dropped" -eq 0 ]
+	result "queued burst ($mode): nothing dropped"
+	[ "$hc2" = $((hc + NR * 4)) ]
+	result "queued burst ($mode): HardwareCorrupted grows by $((NR * 4)) kB"
+	[ "$calls" -ge 1 ] && [ "$calls" -le 4 ]
+	result "queued burst ($mode): a handful of calls to XFS ($calls)"
+done
+
+# 2. The same number of pages failed at once, through memory_failure_range():
+#    ranged, one call for the run; off, memory_failure() page by page.
+for mode in ranged off; do
+	file=$MNT/ranged.$mode
+	xfs_io -f -c "falloc 0 16m" "$file"
+	dpf_set_mode "$mode"
+	dmesg -c >/dev/null
+	hc=$(hw_corrupted)
+	trace_start
+	run_probe "inject_range of $NR ($mode): one SIGBUS, the pages unmapped" \
+		"$POISON" -p 0 -n $NR -i "$DEBUGFS/inject_range" "$file" "$MNT/other"
+	events=$(trace_count)
+	hc2=$(hw_corrupted) lines=$(log_count 'recovery action for dax page')
+	ktap_print_msg "inject_range ($mode): HardwareCorrupted $hc -> $hc2 kB," \
+		"$events ras:memory_failure_event records, $lines log lines"
+	[ "$hc2" = $((hc + NR * 4)) ]
+	result "inject_range ($mode): HardwareCorrupted grows by $((NR * 4)) kB"
+	[ "$events" -eq $NR ]
+	result "inject_range ($mode): one ras:memory_failure_event per page ($events)"
+	if [ "$mode" = ranged ]; then
+		[ "$lines" -eq 1 ]
+		result "inject_range ($mode): one log line for the run"
+	fi
+done
+
+# 3. A ranged failure whose owner waits (owner_delay_ms: as XFS reading its
+#    metadata from a suspended device would), and meanwhile memory_failure()
+#    of a page of another device, which takes mf_mutex.
+mkdir -p "$MNT2"
+mkfs.xfs -f -q -m rmapbt=1 "/dev/$second" && mount -o dax=always "/dev/$second" "$MNT2" ||
+	ktap_exit_fail_msg "cannot mount XFS on $second"
+xfs_io -f -c "falloc 0 4m" "$MNT2/waiting"
+pfn=$("$POISON" -P "$MNT2/waiting")
+xfs_io -f -c "falloc 0 4m" "$MNT/single"
+dpf_set_mode ranged
+wait_s=$(scaled 30)
+echo $((wait_s * 1000)) > "$DEBUGFS/owner_delay_ms"
+rm -f /tmp/queue.ranged /tmp/queue.single
+(echo "$pfn 16" > "$DEBUGFS/inject_range"; touch /tmp/queue.ranged) &
+ranged=$!
+sleep "$(scaled 2)"
+ktap_print_msg "the ranged failure (pid $ranged), its owner waiting $wait_s s:"
+sed 's/^/#   /' "/proc/$ranged/stack" 2>/dev/null
+[ ! -e /tmp/queue.ranged ]
+result "a ranged failure's owner waits"
+("$POISON" -p 3 "$MNT/single" "$MNT/other" > /tmp/queue.out 2>&1
+ echo $? > /tmp/queue.single) &
+single=$!
+for i in $(seq 1 $((wait_s / 2))); do
+	[ -e /tmp/queue.single ] && break
+	sleep 1
+done
+sed 's/^/    /' /tmp/queue.out
+[ -e /tmp/queue.single ] && [ "$(cat /tmp/queue.single)" = 0 ] && [ ! -e /tmp/queue.ranged ]
+result "meanwhile memory_failure() of a page of another device completes"
+[ -e /tmp/queue.single ] || stacks $single
+for i in $(seq 1 $((wait_s * 2))); do
+	[ -e /tmp/queue.ranged ] && break
+	sleep 1
+done
+[ -e /tmp/queue.ranged ]
+result "the ranged failure completes after its owner's wait"
+wait $single $ranged
+umount "$MNT2"
+umount "$MNT"
+dpf_set_mode ranged
+ktap_finished
