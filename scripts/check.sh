@@ -174,7 +174,7 @@ fi
 # no object of the production configuration: the head's, which the bisect
 # check builds whether it verified the head before or not.
 production=$KBUILD_DIR/bisect
-test_files=(inject_range bench_lookup last_failure_ns)
+test_files=(inject_range queue_pfns owner_delay_ms bench_lookup last_failure_ns)
 missing_in_debug=() found_in_production=()
 for name in "${test_files[@]}"; do
 	grep -qa "$name" "$KBUILD_DIR/debug/mm/dev_pagemap_failure.o" || missing_in_debug+=("$name")
