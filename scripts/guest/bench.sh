@@ -203,12 +203,25 @@ storm() {
 
 QUEUE=/sys/kernel/debug/dev_pagemap_failure/queue_pfns
 
+# The pfn of FILE's first block, without touching it (a page touched once
+# is in the page cache, and poison marks it for the rest of the boot): the
+# start of the pmem's data (the resource of its pfn device) plus the
+# block's offset. FILE must be one extent.
+file_pfn() {
+	local start off
+	start=$(cat "/sys/block/$pmem/device/resource") off=$(dax_file_phys "$1")
+	[ -n "$start" ] && [ -n "$off" ] &&
+		[ "$(xfs_io -c "bmap" "$1" | grep -c '^[[:space:]]*[0-9][0-9]*:')" = 1 ] ||
+		{ echo "BENCH error $1 is not one extent on $pmem"; return 1; }
+	echo $(((start + off) / 4096))
+}
+
 queued() {
 	for n in 4096 262144; do
 		fresh_xfs -d agcount=2
 		mkdir -p "$MNT/q"
 		xfs_io -f -c "falloc 0 $((n * 4))k" "$MNT/q/victim"
-		pfn=$("$SEL/dax_poison" -P "$MNT/q/victim")
+		pfn=$(file_pfn "$MNT/q/victim") || { umount "$MNT"; continue; }
 		for mode in off pfn ranged; do
 			for rep in $(seq 1 "$reps"); do
 				before=$(dpf_counter "$pmem" live dispatches)
@@ -233,7 +246,7 @@ mce() {
 	fresh_xfs -d agcount=2
 	mkdir -p "$MNT/m"
 	xfs_io -f -c "falloc 0 $(((2 * reps + 1) * 2))m" "$MNT/m/victim"
-	pfn=$("$SEL/dax_poison" -P "$MNT/m/victim")
+	pfn=$(file_pfn "$MNT/m/victim") || { umount "$MNT"; return; }
 	# The first granule of the file: its first pfn that is a multiple of 512.
 	base=$(((pfn + 511) / 512 * 512))
 	k=0
