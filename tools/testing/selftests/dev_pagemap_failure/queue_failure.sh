@@ -147,8 +147,11 @@ xfs_io -f -c "falloc 0 4m" "$MNT2/waiting"
 pfn=$("$POISON" -P "$MNT2/waiting")
 xfs_io -f -c "falloc 0 4m" "$MNT/single"
 dpf_set_mode ranged
+# 30 s scaled, at most the 60 s that owner_delay_ms takes.
 wait_s=$(scaled 30)
-echo $((wait_s * 1000)) > "$DEBUGFS/owner_delay_ms"
+[ "$wait_s" -le 60 ] || wait_s=60
+echo $((wait_s * 1000)) > "$DEBUGFS/owner_delay_ms" ||
+	ktap_exit_fail_msg "cannot set owner_delay_ms to $((wait_s * 1000))"
 rm -f /tmp/queue.ranged /tmp/queue.single
 (echo "$pfn 16" > "$DEBUGFS/inject_range"; touch /tmp/queue.ranged) &
 ranged=$!
