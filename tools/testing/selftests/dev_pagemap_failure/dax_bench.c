@@ -121,21 +121,6 @@ static void child(const char *path, size_t size, bool unmap, bool sync,
 	exit(0);
 }
 
-/* HardwareCorrupted of /proc/meminfo, in kB; -1 if it cannot be read. */
-static long hw_corrupted_kb(void)
-{
-	char line[128];
-	long kb = -1;
-	FILE *f = fopen("/proc/meminfo", "r");
-
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "HardwareCorrupted: %ld kB", &kb) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return kb;
-}
-
 /*
  * Wait until HardwareCorrupted has grown by KB from BASE, or has not moved
  * for STILL_MS; the time of its last growth in *END_MS. Polled every 5 ms:

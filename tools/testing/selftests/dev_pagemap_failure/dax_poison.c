@@ -207,21 +207,6 @@ static void request_mce(uint64_t pfn, long nr, long misc, long page_size)
 	close(fd);
 }
 
-/* HardwareCorrupted of /proc/meminfo, in kB; -1 if it cannot be read. */
-static long hw_corrupted_kb(void)
-{
-	char line[128];
-	long kb = -1;
-	FILE *f = fopen("/proc/meminfo", "r");
-
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "HardwareCorrupted: %ld kB", &kb) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return kb;
-}
-
 /*
  * Wait up to LIMIT_MS for the NR pages from LO to be unmapped. A signal
  * (BUS_MCEERR_AO, to a process that maps poisoned pages) jumps back into
