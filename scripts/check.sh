@@ -174,7 +174,7 @@ fi
 # no object of the production configuration: the head's, which the bisect
 # check builds whether it verified the head before or not.
 production=$KBUILD_DIR/bisect
-test_files=(inject_range queue_pfns owner_delay_ms bench_lookup last_failure_ns)
+test_files=(inject_range queue_pfns queue_error owner_delay_ms bench_lookup last_failure_ns)
 missing_in_debug=() found_in_production=()
 for name in "${test_files[@]}"; do
 	grep -qa "$name" "$KBUILD_DIR/debug/mm/dev_pagemap_failure.o" || missing_in_debug+=("$name")
@@ -208,6 +208,23 @@ if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed,\ ([0-9]+)\ skipped$ ]]; the
 		echo "  (${BASH_REMATCH[3]} skipped guest tests count as failed: every test must run)"
 else
 	fail "judging the guest run (scripts/results.py) did not finish"
+fi
+
+stage "vm.memory_failure_recovery=0" "a ranged failure panics, as memory_failure() of one page does"
+# One more boot of the debug kernel (scripts/guest/panic.sh): the guest
+# injects a ranged failure of XFS data with recovery disabled, and its
+# kernel must panic before handling it.
+panic_run=$DPF_OUT/runs/panic
+"$DPF_TOP/scripts/vm.sh" -k debug -t 300 -o "$panic_run" panic > "$logs/panic.log" 2>&1 || true
+panic_line=$(grep -a -m1 'Kernel panic - not syncing' "$panic_run/console.log" 2>/dev/null |
+	sed 's/^\[ *[0-9.]*\] //')
+if grep -qa '^DPF-PANIC-INJECT ' "$panic_run/results.log" 2>/dev/null &&
+   ! grep -qa '^DPF-PANIC-SURVIVED' "$panic_run/results.log" &&
+   [[ $panic_line == *"Memory failure on pages"* ]]; then
+	pass "vm.memory_failure_recovery=0: a ranged failure panics ($panic_line)"
+else
+	tail -n 20 "$panic_run/results.log" "$logs/panic.log" 2>/dev/null
+	fail "vm.memory_failure_recovery=0: no panic for a ranged failure (console: ${panic_line:-none}; run: $panic_run)"
 fi
 
 stage "plain kernel, its guest run" "no Rust, so no ranged core: XFS and ext4 removal through kill_dax()"

@@ -16,6 +16,9 @@ KSRC_PKG=linux-source-7.3
 KSRC_VERSION=7.3.4-1~bpo13+1
 KSRC_UPSTREAM=7.3.4
 KSRC_SHA256=703e369ddd4cce971452f5a593ee55df3a5c10c83caf0fa0df039633ed181ee3
+# rasdaemon for the guest (scripts/initramfs.sh): Debian 13's build.
+RASDAEMON_VERSION=0.8.3-1
+RASDAEMON_SHA256=8c01d5189343aee16ad33de6a1409ccfb1f9e322a6134c90a10dc457833da25e
 
 # The kernel tree: a git repository whose base commit (tag $KBASE_TAG) is the
 # pristine source and whose HEAD is that plus this project (scripts/tree.sh).
@@ -38,6 +41,40 @@ die()  { printf 'error: %s\n' "$*" >&2; exit 1; }
 crash_line() {
 	{ grep -aE -m1 'Oops|BUG[: ]|Kernel panic|general protection fault' "$1" || true; } |
 		sed 's/^\[ *[0-9.]*\] //'
+}
+
+# Print the Debian archive URIs configured on this machine: packages are
+# fetched from there, so that no host name is written into this repository.
+debian_uri() {
+	local f
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -f "$f" ] || continue
+		awk '/^URIs:/ { for (i = 2; i <= NF; i++) print $i }' "$f"
+	done
+	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+		[ -f "$f" ] || continue
+		awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /:\/\//) { print $i; break } }' "$f"
+	done
+}
+
+# apt_download_deb SUITE PACKAGE DIR: download the .deb of PACKAGE from
+# Debian SUITE into DIR, through a private apt configuration (in
+# $DPF_CACHE/download/apt-SUITE), leaving the system's apt state alone.
+apt_download_deb() {
+	local suite=$1 pkg=$2 dir=$3 uri apt_dir
+	uri=$(debian_uri | grep -E '/debian/?$' | head -n1) ||
+		die "no Debian archive in this machine's apt sources"
+	[ -n "$uri" ] || die "no Debian archive in this machine's apt sources"
+	apt_dir=$DPF_CACHE/download/apt-$suite
+	mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/parts" "$dir"
+	echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri $suite main" \
+		> "$apt_dir/sources.list"
+	local opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list"
+		    -o "Dir::Etc::SourceParts=$apt_dir/parts"
+		    -o "Dir::State::Lists=$apt_dir/lists"
+		    -o "Dir::Cache=$apt_dir/cache")
+	apt-get "${opts[@]}" update >&2 &&
+		(cd "$dir" && apt-get "${opts[@]}" download "$pkg") >&2
 }
 
 # Install the packages and unpack the kernel source side by side: on a fresh

@@ -13,6 +13,9 @@ PACKAGES=(
 	# guest and tests
 	qemu-system-x86 busybox-static ndctl daxctl xfsprogs dmsetup erofs-utils
 	python3 file python3-ply python3-git
+	# rasdaemon in the guest (Debian 13's build, scripts/initramfs.sh) and
+	# the shell that reads its database
+	libtraceevent1 libsqlite3-0 sqlite3
 	# make bench: the plot
 	gnuplot-nox
 )

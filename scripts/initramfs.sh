@@ -24,9 +24,9 @@ done
 
 # Real tools with their libraries.
 tools="ndctl daxctl mkfs.xfs xfs_io xfs_db xfs_repair xfs_growfs mkfs.ext4 e2fsck dmsetup mkfs.erofs"
-copy_with_libs() {
+copy_with_libs() {	# copy_with_libs BIN [PATH]: BIN at PATH (default: BIN's path)
 	local bin=$1 dest lib
-	dest=$root$bin
+	dest=$root${2:-$bin}
 	mkdir -p "$(dirname "$dest")"
 	cp -L "$bin" "$dest"
 	ldd "$bin" 2>/dev/null | grep -o '/[^ ]*' | while read -r lib; do
@@ -45,6 +45,30 @@ done
 for tool in $tools; do
 	[ -L "$root/bin/$tool" ] && [ "$(readlink "$root/bin/$tool")" = busybox ] && rm "$root/bin/$tool"
 done
+
+# rasdaemon, the RAS tools' consumer of ras:memory_failure_event: Debian
+# 13's build (pinned by sha256), which runs on this machine's libc with
+# Debian 12's libtraceevent1 and libsqlite3-0, with the sqlite3 shell to
+# read its database and the harness's preload that skips its waits for
+# tracepoints the test kernel does not have (harness/rasdaemon_nowait/).
+ras_deb=$DPF_CACHE/download/rasdaemon_${RASDAEMON_VERSION}_amd64.deb
+if [ ! -f "$ras_deb" ] || [ "$(sha256sum < "$ras_deb" | cut -d' ' -f1)" != "$RASDAEMON_SHA256" ]; then
+	rm -f "$ras_deb"
+	log "downloading rasdaemon $RASDAEMON_VERSION by package name (private apt configuration)"
+	apt_download_deb trixie "rasdaemon=$RASDAEMON_VERSION" "$DPF_CACHE/download" ||
+		die "cannot download rasdaemon $RASDAEMON_VERSION"
+fi
+[ "$(sha256sum < "$ras_deb" | cut -d' ' -f1)" = "$RASDAEMON_SHA256" ] ||
+	die "$ras_deb does not have the pinned sha256"
+ras_x=$DPF_CACHE/rasdaemon-x
+rm -rf "$ras_x"
+dpkg-deb -x "$ras_deb" "$ras_x"
+copy_with_libs "$ras_x/usr/sbin/rasdaemon" /usr/sbin/rasdaemon
+rm -rf "$ras_x"
+sqlite=$(command -v sqlite3) || die "sqlite3 is not installed (make deps)"
+copy_with_libs "$sqlite"
+gcc -shared -fPIC -O2 -Wall -Wextra -Werror -o "$root/dpf/rasdaemon_nowait.so" \
+	"$DPF_TOP/harness/rasdaemon_nowait/nowait.c" || die "building harness/rasdaemon_nowait failed"
 
 # The kselftests, built statically from the kernel tree.
 sel=tools/testing/selftests/dev_pagemap_failure

@@ -20,35 +20,9 @@ fi
 dl=$DPF_CACHE/download
 mkdir -p "$dl"
 
-# Print the first Debian archive URI configured on this machine.
-debian_uri() {
-	local f
-	for f in /etc/apt/sources.list.d/*.sources; do
-		[ -f "$f" ] || continue
-		awk '/^URIs:/ { for (i = 2; i <= NF; i++) print $i }' "$f"
-	done
-	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-		[ -f "$f" ] || continue
-		awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /:\/\//) { print $i; break } }' "$f"
-	done
-}
-
 apt_download() {
-	local uri apt_dir
-	uri=$(debian_uri | grep -E '/debian/?$' | head -n1) ||
-		die "no Debian archive in this machine's apt sources"
-	[ -n "$uri" ] || die "no Debian archive in this machine's apt sources"
-	apt_dir=$dl/apt
-	mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/parts"
-	echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri trixie-backports main" \
-		> "$apt_dir/sources.list"
-	local opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list"
-		    -o "Dir::Etc::SourceParts=$apt_dir/parts"
-		    -o "Dir::State::Lists=$apt_dir/lists"
-		    -o "Dir::Cache=$apt_dir/cache")
 	log "downloading $KSRC_PKG by package name (private apt configuration)"
-	apt-get "${opts[@]}" update >&2
-	(cd "$dl" && apt-get "${opts[@]}" download "$KSRC_PKG") >&2
+	apt_download_deb trixie-backports "$KSRC_PKG" "$dl"
 }
 
 deb=

@@ -116,6 +116,7 @@ int dax_failure_notify_pfns(struct dax_device *dax_dev,
 			    int mf_flags);
 int dev_pagemap_failure(struct dev_pagemap *pgmap, int mf_flags);
 int memory_failure_granule(u64 phys, unsigned int shift, int mf_flags);
+unsigned int memory_failure_mask_shift(u64 mask);
 #ifdef CONFIG_DEV_PAGEMAP_FAILURE_TEST
 enum dev_pagemap_failure_mode dev_pagemap_failure_mode(void);
 #else
@@ -199,6 +200,11 @@ static inline int memory_failure_granule(u64 phys, unsigned int shift,
 					 int mf_flags)
 {
 	return -EOPNOTSUPP;
+}
+
+static inline unsigned int memory_failure_mask_shift(u64 mask)
+{
+	return 0;
 }
 
 static inline enum dev_pagemap_failure_mode dev_pagemap_failure_mode(void)

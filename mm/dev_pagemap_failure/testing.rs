@@ -10,6 +10,9 @@
 //! * `queue_pfns` (write `PFN NR_PAGES`): `memory_failure_queue()` for each page from PFN, with
 //!   interrupts off, as a firmware-first platform's error handler (GHES) queues a burst of error
 //!   records, one pfn each; `MF_SW_SIMULATED`. At most [`QUEUE_MAX_PAGES`].
+//! * `queue_error` (write `PHYS MASK`): `memory_failure_queue_mask()` with interrupts off, as
+//!   GHES queues an action-optional memory error record whose physical address mask is MASK;
+//!   `MF_SW_SIMULATED`.
 //! * `owner_delay_ms` (write `MS`): the next poison handed to an owner waits MS milliseconds
 //!   first, as an owner that reads its metadata from a suspended device does; a removal does
 //!   not wait. At most [`OWNER_DELAY_MAX_MS`].
@@ -39,6 +42,7 @@ use crate::registry::Registry;
 pub(crate) struct Files {
     _inject: Pin<KBox<debugfs::File<InjectRangeFile>>>,
     _queue: Pin<KBox<debugfs::File<QueuePfnsFile>>>,
+    _queue_error: Pin<KBox<debugfs::File<QueueErrorFile>>>,
     _owner_delay: Pin<KBox<debugfs::File<OwnerDelayFile>>>,
     _bench_lookup: Pin<KBox<debugfs::File<BenchLookupFile>>>,
     _last_failure: Pin<KBox<debugfs::File<LastFailureFile>>>,
@@ -54,6 +58,10 @@ impl Files {
             )?,
             _queue: KBox::pin_init(
                 dir.write_callback_file(c"queue_pfns", QueuePfnsFile, &QueuePfnsFile::write),
+                GFP_KERNEL,
+            )?,
+            _queue_error: KBox::pin_init(
+                dir.write_callback_file(c"queue_error", QueueErrorFile, &QueueErrorFile::write),
                 GFP_KERNEL,
             )?,
             _owner_delay: KBox::pin_init(
@@ -77,8 +85,8 @@ impl Files {
     }
 }
 
-/// Reads a write of exactly two decimal or `0x` hexadecimal `u64`s; `-EINVAL` otherwise.
-fn read_two_numbers(reader: &mut UserSliceReader) -> Result<(u64, u64)> {
+/// Reads a write of exactly `N` decimal or `0x` hexadecimal `u64`s; `-EINVAL` otherwise.
+fn read_numbers<const N: usize>(reader: &mut UserSliceReader) -> Result<[u64; N]> {
     let mut buf = [0u8; 64];
     let len = reader.len();
     if len == 0 || len > buf.len() {
@@ -87,10 +95,14 @@ fn read_two_numbers(reader: &mut UserSliceReader) -> Result<(u64, u64)> {
     reader.read_slice(&mut buf[..len])?;
     let text = core::str::from_utf8(&buf[..len]).map_err(|_| EINVAL)?;
     let mut words = text.split_ascii_whitespace();
-    let (Some(a), Some(b), None) = (words.next(), words.next(), words.next()) else {
+    let mut numbers = [0u64; N];
+    for number in &mut numbers {
+        *number = parse_u64(words.next().ok_or(EINVAL)?)?;
+    }
+    if words.next().is_some() {
         return Err(EINVAL);
-    };
-    Ok((parse_u64(a)?, parse_u64(b)?))
+    }
+    Ok(numbers)
 }
 
 /// Parses a decimal or `0x`-prefixed hexadecimal `u64`.
@@ -107,7 +119,7 @@ struct InjectRangeFile;
 
 impl InjectRangeFile {
     fn write(_: &Self, reader: &mut UserSliceReader) -> Result {
-        let (pfn, nr_pages) = read_two_numbers(reader)?;
+        let [pfn, nr_pages] = read_numbers(reader)?;
         let pfn = c_ulong::try_from(pfn).map_err(|_| EINVAL)?;
         let nr_pages = c_ulong::try_from(nr_pages).map_err(|_| EINVAL)?;
         let flags = bindings::mf_flags_MF_SW_SIMULATED as c_int;
@@ -126,7 +138,7 @@ struct QueuePfnsFile;
 
 impl QueuePfnsFile {
     fn write(_: &Self, reader: &mut UserSliceReader) -> Result {
-        let (pfn, nr_pages) = read_two_numbers(reader)?;
+        let [pfn, nr_pages] = read_numbers(reader)?;
         if nr_pages == 0 || nr_pages > QUEUE_MAX_PAGES {
             return Err(EINVAL);
         }
@@ -144,6 +156,22 @@ impl QueuePfnsFile {
     }
 }
 
+/// `queue_error`.
+struct QueueErrorFile;
+
+impl QueueErrorFile {
+    fn write(_: &Self, reader: &mut UserSliceReader) -> Result {
+        let [phys, mask] = read_numbers(reader)?;
+        let flags = bindings::mf_flags_MF_SW_SIMULATED as c_int;
+        // As from GHES's interrupt handler: the worker cannot run before the record is queued.
+        let _irqs_off = kernel::interrupt::local_interrupt_disable();
+        // SAFETY: `memory_failure_queue_mask()` takes any address and mask in any context; the
+        // worker checks them.
+        unsafe { bindings::memory_failure_queue_mask(phys, mask, flags) };
+        Ok(())
+    }
+}
+
 /// The longest `owner_delay_ms` takes: a minute.
 const OWNER_DELAY_MAX_MS: u64 = 60_000;
 
@@ -155,14 +183,7 @@ struct OwnerDelayFile;
 
 impl OwnerDelayFile {
     fn write(_: &Self, reader: &mut UserSliceReader) -> Result {
-        let mut buf = [0u8; 24];
-        let len = reader.len();
-        if len == 0 || len > buf.len() {
-            return Err(EINVAL);
-        }
-        reader.read_slice(&mut buf[..len])?;
-        let text = core::str::from_utf8(&buf[..len]).map_err(|_| EINVAL)?;
-        let ms = parse_u64(text.trim())?;
+        let [ms] = read_numbers(reader)?;
         if ms > OWNER_DELAY_MAX_MS {
             return Err(EINVAL);
         }
@@ -270,7 +291,7 @@ impl BenchLookupFile {
     }
 
     fn write(this: &Self, reader: &mut UserSliceReader) -> Result {
-        let (claims, iterations) = read_two_numbers(reader)?;
+        let [claims, iterations] = read_numbers(reader)?;
         if claims == 0 || claims > BENCH_MAX_CLAIMS || iterations == 0 {
             return Err(EINVAL);
         }

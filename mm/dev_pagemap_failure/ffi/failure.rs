@@ -15,7 +15,7 @@ use kernel::{
 
 use super::{errno, with_dax_device, MfFlags};
 use crate::outcome::{Settlement, NOT_HANDLED};
-use crate::range::{granule, Range};
+use crate::range::{granule, mask_shift, Range};
 use crate::{mode, route, Mode};
 
 /// Hands the failure of `[offset, offset + len)` of `dax_dev` to the owners of the claims it
@@ -214,6 +214,16 @@ pub(crate) unsafe extern "C" fn dev_pagemap_failure(
         })
     };
     errno(crate::revoke_pagemap(&pagemap, mode, deliver))
+}
+
+/// The granularity, as a shift, of an error address whose valid bits `mask` gives (a UEFI
+/// CPER memory error section's physical address mask), for `memory_failure_queue_mask()`: 0
+/// for a mask with no valid bit, which names no granule.
+///
+/// Context: Any context, NMI included: it only computes.
+#[export]
+pub(crate) extern "C" fn memory_failure_mask_shift(mask: u64) -> c_uint {
+    mask_shift(mask).unwrap_or(0)
 }
 
 /// Fails the device memory that a platform error with a coarse address may have hit: the

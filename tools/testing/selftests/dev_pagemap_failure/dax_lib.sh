@@ -190,6 +190,94 @@ dm_writecache() {
 	dm_create "$1" "0 $(dax_sectors "$3") writecache p /dev/$3 /dev/$2 4096 0"
 }
 
+# The dm-writecache table dpf-wc in pmem mode, 4 KiB blocks, on the pmem
+# device whose first pfn is $cache_pfn, with $blocks cache blocks:
+# wc_pfn N: the pfn of cache block N: its data starts after the 64-byte
+# superblock and 16 bytes of metadata per block, rounded up to a block
+# (drivers/md/dm-writecache.c).
+wc_pfn() {
+	echo $((cache_pfn + (64 + 16 * blocks + 4095) / 4096 + $1))
+}
+
+# wc_field N: field N of "dmsetup status dpf-wc" ("0 LEN writecache ERROR
+# BLOCKS FREE WRITEBACK ...").
+wc_field() {
+	dmsetup status dpf-wc | awk -v n="$1" '{ print $n }'
+}
+
+# wc_block N FILE: does 4 KiB block N of dpf-wc hold what FILE holds?
+wc_block() {
+	dd if=/dev/mapper/dpf-wc of=/tmp/wc_block.read bs=4096 skip="$1" count=1 \
+		iflag=direct 2>/dev/null && cmp -s /tmp/wc_block.read "$2"
+}
+
+# rasdaemon (Debian's build, in the guest of scripts/vm.sh), run as an
+# administrator runs it to record RAS events in its sqlite database.
+RAS_DB=/var/lib/rasdaemon/ras-mc_event.db
+
+ras_query() {
+	sqlite3 "$RAS_DB" "$1" 2>/dev/null
+}
+
+# ras_start: start rasdaemon recording (-f -r) and wait until it listens to
+# ras:memory_failure_event; 1 if it does not. It looks for tracefs at
+# debugfs's tracing/, which this kernel does not automount
+# (CONFIG_TRACEFS_AUTOMOUNT_DEPRECATED needs FTRACE), so it runs in a mount
+# namespace of its own where that path is tracefs. The harness's preload
+# skips its 30 s waits for the tracepoints this kernel does not have.
+ras_start() {
+	local i
+	rm -f "$RAS_DB" /tmp/rasdaemon.log
+	mkdir -p /var/lib/rasdaemon
+	unshare -m sh -c 'mount --make-rprivate / &&
+		mkdir -p /run/ras-debugfs && mount -t tmpfs none /run/ras-debugfs &&
+		mkdir /run/ras-debugfs/tracing &&
+		mount -t tracefs nodev /run/ras-debugfs/tracing &&
+		mount --rbind /run/ras-debugfs /sys/kernel/debug &&
+		LD_PRELOAD=/dpf/rasdaemon_nowait.so exec rasdaemon -f -r' \
+		> /tmp/rasdaemon.log 2>&1 &
+	ras_pid=$!
+	for i in $(seq 1 "$(scaled 1200)"); do
+		if grep -q "Enabled event ras:memory_failure_event" /tmp/rasdaemon.log &&
+		   [ -n "$(ras_query "select count(*) from memory_failure_event")" ]; then
+			ktap_print_msg "$(rasdaemon --version 2>&1 | head -n1) listening (pid $ras_pid)"
+			return 0
+		fi
+		alive "$ras_pid" || break
+		sleep 0.1
+	done
+	sed 's/^/# rasdaemon: /' /tmp/rasdaemon.log | tail -n 40
+	return 1
+}
+
+ras_stop() {
+	kill "$ras_pid" 2>/dev/null
+	wait "$ras_pid" 2>/dev/null
+}
+
+# ras_mark: from here on, ras_new counts the memory failures rasdaemon records.
+ras_mark() {
+	ras_seen=$(ras_query "select ifnull(max(id), 0) from memory_failure_event")
+}
+
+# ras_new N: wait (up to 60 s, scaled) until rasdaemon has recorded N memory
+# failures since ras_mark, and a second more; then print "RECORDS PAGES
+# SPAN": the records, the distinct pfns among them, and the number of pages
+# from the first to the last.
+ras_new() {
+	local i n
+	for i in $(seq 1 "$(scaled 600)"); do
+		n=$(ras_query "select count(*) from memory_failure_event where id > ${ras_seen:-0}")
+		[ "${n:-0}" -ge "$1" ] && break
+		sleep 0.1
+	done
+	sleep 1
+	ras_query "select pfn from memory_failure_event where id > ${ras_seen:-0}" |
+		while read -r pfn; do echo $((pfn)); done | sort -n |
+		awk 'NR == 1 { first = $1 } { n++; if (n == 1 || $1 != last) d++; last = $1 }
+		     END { print n + 0, d + 0, n ? last - first + 1 : 0 }'
+}
+
 # fsynced_writer DIR: write fsynced 4 MiB files in DIR, one after the
 # other, until one fails; then print how many were written. For writes in
 # flight during a removal: run it in the background.

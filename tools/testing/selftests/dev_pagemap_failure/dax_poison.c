@@ -53,6 +53,27 @@
  *	expect upstream's 16-entry queue instead: after waiting as long,
  *	HardwareCorrupted grew by fewer pages than were queued (the rest were
  *	dropped), and nothing was unmapped. Two results with -K.
+ *
+ *	With -g (NR a power of two), queue one error record whose physical
+ *	address mask names a granule of NR pages, as GHES does for a CPER
+ *	memory error section with a coarse physical_addr_mask: write
+ *	"PHYS MASK" to QUEUE (the debugfs file that calls
+ *	memory_failure_queue_mask()), PAGE moved as for -m -g. With -K, as
+ *	upstream, only the page of the address is handled.
+ *
+ *   dax_poison -p PAGE -n NR -e INJECT [-K] [-w SECONDS] FILE
+ *	A process with PR_MCE_KILL_EARLY maps FILE at a 2 MiB aligned address
+ *	with 4 KiB pages and writes every page; another process (which maps
+ *	nothing) poisons pages [PAGE, PAGE + NR) through INJECT. Expect the
+ *	first process to get action-optional signals (BUS_MCEERR_AO) that
+ *	cover the range in aligned blocks: the first at the first page, with
+ *	the si_addr_lsb of the largest aligned block that starts there, each
+ *	a block inside the range, and only one when the range is an aligned
+ *	power of two; SIGBUS is not queued, so later blocks may merge into
+ *	the first. Then touching each poisoned page raises BUS_MCEERR_AR at
+ *	its address. With -K, expect upstream's one signal per page: the
+ *	first at the first page, with the si_addr_lsb of a page. Four
+ *	results, two with -K.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -65,7 +86,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "kselftest.h"
@@ -78,7 +101,8 @@
 static const char usage[] =
 	"usage: dax_poison -p PAGE [-n NR] [-i INJECT] [-c CMD] [-u] FILE OTHER\n"
 	"       dax_poison -p PAGE [-n NR] -m MISC [-g] [-K] [-w SECONDS] [-s SIZE] FILE [OTHER]\n"
-	"       dax_poison -p PAGE -n NR -q QUEUE [-K] [-w SECONDS] FILE [OTHER]\n";
+	"       dax_poison -p PAGE -n NR -q QUEUE [-g] [-K] [-w SECONDS] FILE [OTHER]\n"
+	"       dax_poison -p PAGE -n NR -e INJECT [-K] [-w SECONDS] FILE\n";
 
 /* The guest's port to the host's machine check agent (scripts/vm.sh). */
 #define MCE_PORT "/dev/ttyS2"
@@ -270,8 +294,25 @@ static void queue_pages(const char *queue, uint64_t pfn, long nr)
 	close(fd);
 }
 
+/* Queue one error record at PHYS whose address mask is MASK through QUEUE (debugfs queue_error). */
+static void queue_error(const char *queue, uint64_t phys, uint64_t mask)
+{
+	char cmd[64];
+	int fd, len, ret;
+
+	len = snprintf(cmd, sizeof(cmd), "%#llx %#llx", (unsigned long long)phys,
+		       (unsigned long long)mask);
+	fd = open(queue, O_WRONLY);
+	ret = fd < 0 ? -1 : write(fd, cmd, len);
+	ksft_print_msg("write '%s' to %s: %s\n", cmd, queue, ret == len ? "ok" : strerror(errno));
+	if (ret != len)
+		ksft_exit_fail_msg("cannot queue the error record\n");
+	close(fd);
+}
+
 /*
- * Upstream's queue holds 16 entries: a larger burst loses pages. Wait until
+ * Upstream's queue holds 16 entries: a larger burst loses pages; and it
+ * handles only the page of an error with a coarse address. Wait until
  * HardwareCorrupted (from HC kB) has stayed put for 2 s, or WAIT_S: the
  * pages it grew by are those the queue kept, the others were dropped. As
  * upstream, nothing is unmapped (a worker kills nobody, and fsdax unmaps
@@ -297,7 +338,7 @@ static void queue_dropped(char *lo, long nr, long hc, long wait_s, long page_siz
 	ksft_print_msg("as upstream: %ld of %ld queued pages handled, %ld mapped, %d SIGBUS\n",
 		       kept, nr, mapped, sig_count);
 	ksft_test_result(kept > 0 && kept < nr,
-			 "as upstream, the full queue drops pages (%ld of %ld dropped)\n",
+			 "as upstream, pages are lost (%ld of %ld not handled)\n",
 			 nr - kept, nr);
 	ksft_test_result(mapped == nr, "as upstream, nothing is unmapped (%ld of %ld mapped)\n",
 			 mapped, nr);
@@ -341,7 +382,11 @@ static void mce_probe(const char *file, const char *other_path, long page, long 
 
 	hc = hw_corrupted_kb();
 	if (queue) {
-		queue_pages(queue, pfn, nr);
+		if (granule)
+			queue_error(queue, (pfn + (nr > 1)) * page_size,
+				    ~((uint64_t)nr * page_size - 1));
+		else
+			queue_pages(queue, pfn, nr);
 		if (keep) {
 			queue_dropped(lo, nr, hc, wait_s, page_size);
 			return;
@@ -412,10 +457,170 @@ static void mce_probe(const char *file, const char *other_path, long page, long 
 			 bad_other);
 }
 
+/* One signal the early-kill process received: si_code, offset from the range, lsb. */
+struct early_sig {
+	int code;
+	long off;
+	int lsb;
+};
+
+#define EARLY_MAX_SIGS 64
+
+/*
+ * The early-kill process of -e: report the pfn of page PAGE of FILE on
+ * OUT, collect the signals for up to WAIT_S seconds (2 s after the last),
+ * then touch each poisoned page. Writes the count, the signals and the
+ * number of pages that raised BUS_MCEERR_AR at their own address to OUT.
+ */
+static void early_child(const char *file, long page, long nr, long wait_s, int out,
+			long page_size)
+{
+	struct early_sig sigs[EARLY_MAX_SIGS];
+	struct timespec timeout = { .tv_sec = wait_s };
+	size_t size, reserve;
+	char *area, *map, *lo;
+	long count = 0, exact = 0;
+	uint64_t pfn;
+	siginfo_t si;
+	sigset_t set;
+	int fd;
+
+	if (prctl(PR_MCE_KILL, PR_MCE_KILL_SET, PR_MCE_KILL_EARLY, 0, 0))
+		ksft_exit_fail_msg("prctl(PR_MCE_KILL_EARLY): %s\n", strerror(errno));
+	fd = open(file, O_RDWR);
+	if (fd < 0 || (size = lseek(fd, 0, SEEK_END)) == (size_t)-1)
+		ksft_exit_fail_msg("%s: %s\n", file, strerror(errno));
+	if ((page + nr) * page_size > (long)size)
+		ksft_exit_fail_msg("pages beyond the file\n");
+	/* A 2 MiB aligned address: the blocks of the range are known. */
+	reserve = size + (2UL << 20);
+	area = mmap(NULL, reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (area == MAP_FAILED)
+		ksft_exit_fail_msg("mmap: %s\n", strerror(errno));
+	map = (char *)(((uintptr_t)area + (2UL << 20) - 1) & ~((2UL << 20) - 1));
+	map = mmap(map, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+	if (map == MAP_FAILED || madvise(map, size, MADV_NOHUGEPAGE))
+		ksft_exit_fail_msg("mmap %s: %s\n", file, strerror(errno));
+	close(fd);
+	fill(map, size, page_size, 1);
+	lo = map + page * page_size;
+	pfn = pfn_of(lo);
+	for (long i = 1; i < nr; i++)
+		if (pfn_of(lo + i * page_size) != pfn + i)
+			ksft_exit_fail_msg("pages %ld.. of the file are not contiguous\n", page);
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGBUS);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	if (write(out, &pfn, sizeof(pfn)) != sizeof(pfn))
+		ksft_exit_fail_msg("pipe: %s\n", strerror(errno));
+	while (count < EARLY_MAX_SIGS && sigtimedwait(&set, &si, &timeout) == SIGBUS) {
+		sigs[count].code = si.si_code;
+		sigs[count].off = (char *)si.si_addr - lo;
+		sigs[count].lsb = si.si_addr_lsb;
+		count++;
+		timeout.tv_sec = 2;
+	}
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	for (long i = 0; i < nr; i++) {
+		char *p = lo + i * page_size;
+		uint64_t val;
+
+		sig_code = 0;
+		sig_addr = NULL;
+		if (!readable(p, &val) && sig_code == BUS_MCEERR_AR && sig_addr == p)
+			exact++;
+	}
+	if (write(out, &count, sizeof(count)) != sizeof(count) ||
+	    write(out, sigs, count * sizeof(sigs[0])) != (ssize_t)(count * sizeof(sigs[0])) ||
+	    write(out, &exact, sizeof(exact)) != sizeof(exact))
+		ksft_exit_fail_msg("pipe: %s\n", strerror(errno));
+	exit(0);
+}
+
+/* Read exactly LEN bytes from FD; false at the end or on an error. */
+static bool read_all(int fd, void *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = read(fd, buf, len);
+
+		if (n <= 0)
+			return false;
+		buf = (char *)buf + n;
+		len -= n;
+	}
+	return true;
+}
+
+/* -e: the signals of an early-kill process for a ranged failure. */
+static void early_probe(const char *file, long page, long nr, const char *inject,
+			long wait_s, bool keep, long page_size)
+{
+	struct early_sig sigs[EARLY_MAX_SIGS];
+	long count = 0, exact = 0, len = nr * page_size, inside = 0;
+	int pipefd[2], status, first_lsb, page_shift = __builtin_ctzl(page_size);
+	uint64_t pfn;
+	pid_t child;
+	bool whole;
+
+	if (pipe(pipefd))
+		ksft_exit_fail_msg("pipe: %s\n", strerror(errno));
+	child = fork();
+	if (child < 0)
+		ksft_exit_fail_msg("fork: %s\n", strerror(errno));
+	if (!child) {
+		close(pipefd[0]);
+		early_child(file, page, nr, wait_s, pipefd[1], page_size);
+	}
+	close(pipefd[1]);
+	if (!read_all(pipefd[0], &pfn, sizeof(pfn)))
+		ksft_exit_fail_msg("the early-kill process gave up\n");
+	/* This process maps nothing of FILE: the signals are action optional. */
+	poison(NULL, pfn, nr, page, inject, page_size);
+	if (!read_all(pipefd[0], &count, sizeof(count)) || count > EARLY_MAX_SIGS ||
+	    !read_all(pipefd[0], sigs, count * sizeof(sigs[0])) ||
+	    !read_all(pipefd[0], &exact, sizeof(exact)))
+		ksft_exit_fail_msg("no report from the early-kill process\n");
+	waitpid(child, &status, 0);
+
+	/* The largest aligned block at page PAGE of a 2 MiB aligned mapping. */
+	first_lsb = page_shift + __builtin_ctzl(page | (1L << 9));
+	while ((1L << first_lsb) > len)
+		first_lsb--;
+	if (keep)
+		first_lsb = page_shift;
+	for (long i = 0; i < count; i++) {
+		long size = 1L << sigs[i].lsb;
+
+		ksft_print_msg("signal %ld: si_code %d at page %+ld of the range, si_addr_lsb %d\n",
+			       i, sigs[i].code, sigs[i].off / page_size, sigs[i].lsb);
+		if (sigs[i].code == BUS_MCEERR_AO && sigs[i].lsb >= page_shift &&
+		    sigs[i].lsb < 48 && sigs[i].off >= 0 && sigs[i].off % size == 0 &&
+		    sigs[i].off + size <= len)
+			inside++;
+	}
+	ksft_test_result(count > 0 && sigs[0].code == BUS_MCEERR_AO && sigs[0].off == 0 &&
+			 sigs[0].lsb == first_lsb,
+			 "%s: the first BUS_MCEERR_AO at the first page, si_addr_lsb %d\n",
+			 keep ? "as upstream" : "early kill", first_lsb);
+	whole = !keep && 1L << first_lsb == len;
+	ksft_test_result(count > 0 && inside == count && (!whole || count == 1),
+			 "%s: %ld signals, each an aligned block inside the range%s\n",
+			 keep ? "as upstream" : "early kill", count,
+			 whole ? ", one for all of it" : "");
+	if (keep)
+		return;
+	ksft_test_result(WIFEXITED(status) && !WEXITSTATUS(status),
+			 "the early-kill process finished its checks\n");
+	ksft_test_result(exact == nr,
+			 "touching a poisoned page: SIGBUS BUS_MCEERR_AR at its address (%ld of %ld)\n",
+			 exact, nr);
+}
+
 int main(int argc, char **argv)
 {
 	long page_size = sysconf(_SC_PAGESIZE);
-	const char *inject = NULL, *cmd = NULL, *queue = NULL;
+	const char *inject = NULL, *cmd = NULL, *queue = NULL, *early = NULL;
 	long page = -1, nr = 1, bad, bad_other, mapped = 0, misc = -1, wait_s = 60;
 	size_t dev_size = 0;
 	bool granule = false, keep = false;
@@ -426,7 +631,7 @@ int main(int argc, char **argv)
 	uint64_t pfn;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "Pp:n:i:c:um:q:w:s:gK")) != -1) {
+	while ((opt = getopt(argc, argv, "Pp:n:i:c:um:q:e:w:s:gK")) != -1) {
 		switch (opt) {
 		case 'P':
 			print_pfn = true;
@@ -452,6 +657,9 @@ int main(int argc, char **argv)
 		case 'q':
 			queue = optarg;
 			break;
+		case 'e':
+			early = optarg;
+			break;
 		case 'w':
 			wait_s = atol(optarg);
 			break;
@@ -476,10 +684,21 @@ int main(int argc, char **argv)
 		printf("%llu\n", (unsigned long long)pfn_of(map));
 		return 0;
 	}
+	if (early) {
+		if (optind + 1 != argc || page < 0 || nr < 1 || inject || cmd || part ||
+		    misc >= 0 || queue || granule || dev_size || wait_s < 1)
+			ksft_exit_fail_msg("%s", usage);
+		if (sigaction(SIGBUS, &sa, NULL))
+			ksft_exit_fail_msg("sigaction: %s\n", strerror(errno));
+		ksft_print_header();
+		ksft_set_plan(keep ? 2 : 4);
+		early_probe(argv[optind], page, nr, early, wait_s, keep, page_size);
+		ksft_finished();
+	}
 	if (misc >= 0 || queue) {
 		if (optind + 1 > argc || optind + 2 < argc || page < 0 || nr < 1 || inject ||
 		    cmd || part || wait_s < 1 || (granule && (nr & (nr - 1))) ||
-		    (queue && (misc >= 0 || granule || dev_size)))
+		    (queue && (misc >= 0 || dev_size)))
 			ksft_exit_fail_msg("%s", usage);
 		if (sigaction(SIGBUS, &sa, NULL))
 			ksft_exit_fail_msg("sigaction: %s\n", strerror(errno));

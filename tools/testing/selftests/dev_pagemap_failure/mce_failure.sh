@@ -13,7 +13,8 @@
 # the page is unmapped, touching it raises SIGBUS BUS_MCEERR_AR at exactly
 # its address, every other page of the file and another file keep their
 # data, the filesystem stays up, the block device's badblocks and
-# HardwareCorrupted grow by the page, and XFS hears of it in one call. In
+# HardwareCorrupted grow by the page, rasdaemon records it in its database,
+# and XFS hears of it in one call. In
 # mode off (upstream) the page is marked and accounted but stays mapped:
 # nobody is killed early, and upstream unmaps a DAX page only for the
 # processes it kills; the poison is consumed at the next access (on real
@@ -24,14 +25,21 @@
 # the whole granule in one call and the NFIT decoder marks it bad (upstream
 # only logs it); on RAM it is only logged, as before.
 #
+# dm-writecache in pmem mode maps nothing: an error in a dirty cache block
+# reaches its claim in mode ranged, which drops exactly that block (its
+# data is lost and logged with the origin sector) and keeps serving the
+# others. Upstream (mode off) tells nobody: the block stays in the cache
+# and is read from it again (QEMU's memory is not really bad; on hardware
+# that read would consume the poison).
+#
 # Poisoned pmem stays bad for the rest of the boot (QEMU cannot clear it),
 # so each scenario has a namespace of its own and this script runs last.
 #
 # Needs an x86 guest of scripts/vm.sh (an Intel CPU model, the monitor and
 # the third serial port), one NVDIMM region of at least 2 GiB with a label
-# area, ndctl, mkfs.xfs, mkfs.ext4, dmsetup, xfs_io and a kernel with
-# CONFIG_DEV_PAGEMAP_FAILURE_TEST and debugfs; destroys everything on that
-# region.
+# area, ndctl, mkfs.xfs, mkfs.ext4, dmsetup, xfs_io, rasdaemon and a kernel with
+# CONFIG_DEV_PAGEMAP_FAILURE_TEST, dm-writecache and debugfs; destroys
+# everything on that region.
 
 DIR=$(cd "$(dirname "$0")" && pwd)
 . "$DIR/ktap_helpers.sh"
@@ -58,7 +66,7 @@ bad_sectors() {
 # page 3 of FILE, a file of the filesystem on $MNT (on pmem device PMEM;
 # REGISTRY is the dax device whose owner should hear of it in one call, or
 # "-"), in failure mode MODE. Four results, five with a REGISTRY in mode
-# ranged.
+# ranged; one more for rasdaemon's record of the page.
 mce_scenario() {
 	local name="$1 ($2)" mode=$2 pmem=$3 reg=$4 file=$5 other=$6
 	local hc bb disp hc2 bb2 disp2
@@ -66,6 +74,7 @@ mce_scenario() {
 	dpf_set_mode "$mode"
 	hc=$(hw_corrupted) bb=$(bad_sectors "$pmem")
 	[ "$reg" = - ] || disp=$(dpf_counter "$reg" live dispatches)
+	ras_mark
 	if [ "$mode" = off ]; then
 		run_probe "$name: as upstream, the page stays mapped, every page readable" \
 			"$POISON" -p 3 -K -m $MISC_4K -w "$(scaled 60)" "$file" "$other"
@@ -85,6 +94,9 @@ mce_scenario() {
 	result "$name: HardwareCorrupted grows by 4 kB"
 	[ "$bb2" = $((bb + 8)) ]
 	result "$name: the badblocks of $pmem grow by the page (8 sectors)"
+	set -- $(ras_new 1)
+	[ "$1" = 1 ] && [ "$2" = 1 ]
+	result "$name: rasdaemon records the page ($1 records)"
 	if [ "$reg" != - ] && [ "$mode" = ranged ]; then
 		[ -n "$disp" ] && [ "$disp2" = $((disp + 1)) ]
 		result "$name: one call to the owner"
@@ -103,15 +115,19 @@ files() {
 }
 
 ktap_print_header
-ktap_set_plan 50
+ktap_set_plan 68
 
-dax_setup_namespaces fsdax 512M fsdax 512M fsdax 256M fsdax 512M devdax@4K 64M devdax@4K 64M
+ras_start
+result "rasdaemon records memory failures"
+
+dax_setup_namespaces fsdax 512M fsdax 512M fsdax 256M fsdax 512M devdax@4K 64M devdax@4K 64M \
+	fsdax 64M
 set -- $pmems
 # shellcheck disable=SC2086
 dax_ranged=$(echo $daxes | cut -d' ' -f1) dax_off=$(echo $daxes | cut -d' ' -f2)
-[ $# -eq 4 ] && [ -n "$dax_ranged" ] && [ -n "$dax_off" ] ||
+[ $# -eq 5 ] && [ -n "$dax_ranged" ] && [ -n "$dax_off" ] ||
 	ktap_exit_fail_msg "namespaces missing ($pmems,$daxes); nothing else can run"
-xfs1=$1 xfs0=$2 ext4=$3 linear=$4
+xfs1=$1 xfs0=$2 ext4=$3 linear=$4 wc=$5
 
 # 1. XFS rmapbt=1 and rmapbt=0, ext4: each scenario in mode ranged, then
 #    off, on the same filesystem.
@@ -151,6 +167,7 @@ for mode in ranged off; do
 	dpf_set_mode "$mode"
 	hc=$(hw_corrupted)
 	disp=$(dpf_counter "$dm" live dispatches)
+	ras_mark
 	if [ "$mode" = off ]; then
 		run_probe "burst of 512 on dm-linear ($mode): as upstream, all pages stay mapped" \
 			"$POISON" -p 0 -n 512 -K -m $MISC_4K -w "$(scaled 600)" "$burst"
@@ -164,6 +181,9 @@ for mode in ranged off; do
 		"$dm dispatches ${disp:-?} -> ${disp2:-?} (owner calls)"
 	[ "$hc2" = $((hc + 2048)) ]
 	result "burst of 512 ($mode): HardwareCorrupted grows by 2 MiB"
+	set -- $(ras_new 512)
+	[ "$1" = 512 ] && [ "$2" = 512 ] && [ "$3" = 512 ]
+	result "burst of 512 ($mode): rasdaemon records each page ($1 records of $2 pages)"
 done
 umount "$MNT"
 dm_remove dpf-mce
@@ -200,6 +220,7 @@ for mode in ranged off; do
 	dpf_set_mode "$mode"
 	hc=$(hw_corrupted) bb=$(bad_sectors "$xfs1")
 	disp=$(dpf_counter "$xfs1" live dispatches)
+	ras_mark
 	if [ "$mode" = ranged ]; then
 		run_probe "2 MiB granule on XFS ($mode): all 512 pages failed, SIGBUS at each" \
 			"$POISON" -p 0 -n 512 -g -m $MISC_2M -w "$(scaled 120)" "$coarse"
@@ -216,12 +237,77 @@ for mode in ranged off; do
 		result "2 MiB granule ($mode): one call to XFS"
 		[ "$bb2" = $((bb + 4096)) ]
 		result "2 MiB granule ($mode): badblocks of $xfs1 grow by 4096 sectors"
+		set -- $(ras_new 512)
+		[ "$1" = 512 ] && [ "$2" = 512 ] && [ "$3" = 512 ]
+		result "2 MiB granule ($mode): rasdaemon records each page ($1 records of $2 pages)"
 	else
-		[ "$hc2" = "$hc" ] && [ "$bb2" = "$bb" ]
-		result "2 MiB granule ($mode): nothing poisoned, no bad blocks"
+		set -- $(ras_new 0)
+		[ "$hc2" = "$hc" ] && [ "$bb2" = "$bb" ] && [ "$1" = 0 ]
+		result "2 MiB granule ($mode): nothing poisoned, no bad blocks, no record"
 	fi
 done
 umount "$MNT"
+
+# 6. dm-writecache: an error in a dirty cache block. The origin is the last
+#    64 MiB of the dm-linear scenario's namespace, where nothing was
+#    poisoned (checked).
+origin_len=131072 origin_start=$(($(dax_sectors "$linear") - 131072))
+awk -v s="$origin_start" -v n="$origin_len" '$1 < s + n && $1 + $2 > s { bad = 1 }
+	END { exit bad }' "/sys/block/$linear/badblocks" ||
+	ktap_exit_fail_msg "the origin's sectors of $linear are bad; nothing else can run"
+mkdir -p /tmp/mce-wc
+for f in a b c; do
+	dd if=/dev/urandom of="/tmp/mce-wc/$f" bs=4096 count=1 2>/dev/null
+done
+dd if=/dev/zero of="/dev/$wc" bs=1M count=1 oflag=direct 2>/dev/null
+dm_create dpf-wc-origin "0 $origin_len linear /dev/$linear $origin_start" &&
+	dm_create dpf-wc "0 $origin_len writecache p /dev/mapper/dpf-wc-origin /dev/$wc 4096 0" ||
+	ktap_exit_fail_msg "cannot create the writecache table; nothing else can run"
+cache_pfn=$(($(cat "/sys/block/$wc/device/resource") / 4096)) blocks=$(wc_field 5)
+# Dirty blocks: 2000 in cache block 0, 3000 in cache block 1.
+dd if=/tmp/mce-wc/b of=/dev/mapper/dpf-wc bs=4096 seek=2000 oflag=direct 2>/dev/null &&
+	dd if=/tmp/mce-wc/c of=/dev/mapper/dpf-wc bs=4096 seek=3000 oflag=direct 2>/dev/null
+for mode in ranged off; do
+	dpf_set_mode "$mode"
+	dmesg -c >/dev/null
+	if [ "$mode" = ranged ]; then
+		block=0 sector=16000
+	else
+		# Cache block 0 is out of service: block 4000 goes to block 2.
+		dd if=/tmp/mce-wc/a of=/dev/mapper/dpf-wc bs=4096 seek=4000 oflag=direct \
+			2>/dev/null
+		block=2 sector=32000
+	fi
+	hc=$(hw_corrupted) bb=$(bad_sectors "$wc") disp=$(dpf_counter "$wc" live dispatches)
+	printf 'mce %#x %#x 1 0x1000\n' $(($(wc_pfn $block) * 4096)) $MISC_4K > /dev/ttyS2
+	for i in $(seq 1 "$(scaled 600)"); do
+		[ "$(hw_corrupted)" -gt "$hc" ] && break
+		sleep 0.1
+	done
+	sleep 1
+	hc2=$(hw_corrupted) bb2=$(bad_sectors "$wc") disp2=$(dpf_counter "$wc" live dispatches)
+	ktap_print_msg "dm-writecache ($mode): cache block $block (pfn $(wc_pfn $block))," \
+		"HardwareCorrupted $hc -> $hc2 kB, $wc bad sectors $bb -> $bb2," \
+		"dispatches ${disp:-?} -> ${disp2:-?}; status $(dmsetup status dpf-wc)"
+	dmesg | grep writecache | sed 's/^/# /'
+	[ "$hc2" = $((hc + 4)) ] && [ "$bb2" = $((bb + 8)) ]
+	result "dm-writecache ($mode): the machine check is handled, 4 kB and 8 sectors bad"
+	if [ "$mode" = ranged ]; then
+		[ "$(wc_field 4)" = 0 ] && wc_block 3000 /tmp/mce-wc/c &&
+			! wc_block 2000 /tmp/mce-wc/b &&
+			dmesg_has "dirty data of origin sector $sector lost"
+		result "dm-writecache ($mode): exactly the dirty block is lost and logged, the cache serves"
+		[ -n "$disp" ] && [ "$disp2" = $((disp + 1)) ]
+		result "dm-writecache ($mode): one call to the cache's owner"
+	else
+		[ "$(wc_field 4)" = 0 ] && wc_block 4000 /tmp/mce-wc/a &&
+			wc_block 3000 /tmp/mce-wc/c && ! dmesg_has "origin sector"
+		result "dm-writecache ($mode): as upstream, nobody is told, the block is read again"
+	fi
+done
+dm_remove dpf-wc && dm_remove dpf-wc-origin
+result "dm-writecache: the tables are removed"
+
 mkdir -p /tmp/mce-ram
 mount -t tmpfs -o size=1m none /tmp/mce-ram
 dd if=/dev/zero of=/tmp/mce-ram/page bs=4k count=4 2>/dev/null
@@ -233,5 +319,6 @@ hc2=$(hw_corrupted)
 result "2 MiB granule on RAM: nothing poisoned ($hc -> $hc2 kB)"
 umount /tmp/mce-ram
 
+ras_stop
 dpf_set_mode ranged
 ktap_finished

@@ -22,12 +22,30 @@
 #    as XFS reading its metadata from a suspended dm device would),
 #    memory_failure() of a page of another device, which takes mf_mutex,
 #    completes.
+# 4. A firmware error record whose physical address mask names a 2 MiB
+#    granule (GHES, a CPER memory error section with a coarse
+#    physical_addr_mask), queued by the test file queue_error as GHES
+#    queues it: mode ranged fails the whole granule of the mapped file in
+#    one call to XFS, SIGBUS at each page when touched; mode off (upstream)
+#    handles only the page of the address.
+# 5. A process with PR_MCE_KILL_EARLY that maps a poisoned range gets
+#    action-optional signals that cover it in aligned blocks: one for an
+#    aligned power-of-two range (si_addr_lsb its size), the first at the
+#    first page otherwise; upstream (mode off) signals page by page.
+# rasdaemon records the poisoned pages of sections 1, 2 and 4 in its
+# database as it records them on the per-page path: one record per page
+# handled.
+#
+# 6. The hwpoison filter (hwpoison_inject's corrupt-filter-*) holds back the
+#    pages of a ranged failure that it does not select: nothing poisoned,
+#    nothing accounted, -EOPNOTSUPP. Upstream (mode off) consults it only
+#    in the generic handler, after XFS has taken the pages.
 #
 # The poisoned pages are simulated (MF_SW_SIMULATED): the pmem driver's
 # badblocks do not change. Needs one NVDIMM region of at least 1.5 GiB with a
 # label area, ndctl, mkfs.xfs, xfs_io, tracefs and a kernel with
-# CONFIG_DEV_PAGEMAP_FAILURE_TEST and debugfs; destroys everything on that
-# region.
+# CONFIG_DEV_PAGEMAP_FAILURE_TEST, CONFIG_HWPOISON_INJECT and debugfs;
+# destroys everything on that region.
 
 DIR=$(cd "$(dirname "$0")" && pwd)
 . "$DIR/ktap_helpers.sh"
@@ -67,12 +85,15 @@ trace_count() {
 }
 
 ktap_print_header
-ktap_set_plan 15
+ktap_set_plan 32
 
 [ -d "$TRACING/events" ] || mount -t tracefs nodev "$TRACING" 2>/dev/null
 [ -d "$EVENT" ] || ktap_exit_fail_msg "no ras:memory_failure_event in $TRACING"
 # The trace buffer must hold 4096 records.
 echo 4096 > "$TRACING/buffer_size_kb"
+
+ras_start
+result "rasdaemon records memory failures"
 
 dax_setup_namespaces fsdax 512M fsdax 512M
 set -- $pmems
@@ -90,6 +111,7 @@ for mode in ranged off; do
 	dpf_set_mode "$mode"
 	dmesg -c >/dev/null
 	hc=$(hw_corrupted) disp=$(dpf_counter "$pmem" live dispatches)
+	ras_mark
 	if [ "$mode" = ranged ]; then
 		run_probe "queued burst of $NR ($mode): every page unmapped, SIGBUS at each" \
 			"$POISON" -p 0 -n $NR -q "$DEBUGFS/queue_pfns" -w "$(scaled 300)" \
@@ -103,6 +125,12 @@ for mode in ranged off; do
 	dropped=$(log_count 'buffer overflow when queuing') calls=$((disp2 - disp))
 	ktap_print_msg "queued burst ($mode): HardwareCorrupted $hc -> $hc2 kB," \
 		"$dropped 'buffer overflow' lines logged, $calls calls to XFS"
+	handled=$(((hc2 - hc) / 4))
+	set -- $(ras_new "$handled")
+	ktap_print_msg "queued burst ($mode): rasdaemon recorded $1 failures of $2 pages" \
+		"spanning $3, for $handled pages handled"
+	[ "$handled" -gt 0 ] && [ "$1" = "$handled" ] && [ "$2" = "$handled" ]
+	result "queued burst ($mode): rasdaemon records each of the $handled pages handled"
 	[ "$mode" = ranged ] || continue
 	[ "$dropped" -eq 0 ]
 	result "queued burst ($mode): nothing dropped"
@@ -120,10 +148,16 @@ for mode in ranged off; do
 	dpf_set_mode "$mode"
 	dmesg -c >/dev/null
 	hc=$(hw_corrupted)
+	ras_mark
 	trace_start
 	run_probe "inject_range of $NR ($mode): one SIGBUS, the pages unmapped" \
 		"$POISON" -p 0 -n $NR -i "$DEBUGFS/inject_range" "$file" "$MNT/other"
 	events=$(trace_count)
+	set -- $(ras_new $NR)
+	ktap_print_msg "inject_range ($mode): rasdaemon recorded $1 failures of $2 pages" \
+		"spanning $3"
+	[ "$1" = $NR ] && [ "$2" = $NR ] && [ "$3" = $NR ]
+	result "inject_range ($mode): rasdaemon records each of the $NR pages"
 	hc2=$(hw_corrupted) lines=$(log_count 'recovery action for dax page')
 	ktap_print_msg "inject_range ($mode): HardwareCorrupted $hc -> $hc2 kB," \
 		"$events ras:memory_failure_event records, $lines log lines"
@@ -179,6 +213,109 @@ done
 result "the ranged failure completes after its owner's wait"
 wait $single $ranged
 umount "$MNT2"
+
+# 4. A queued error record whose address mask names a 2 MiB granule.
+for mode in ranged off; do
+	file=$MNT/coarse.$mode
+	xfs_io -f -c "falloc 0 4m" "$file"
+	dpf_set_mode "$mode"
+	hc=$(hw_corrupted) disp=$(dpf_counter "$pmem" live dispatches)
+	ras_mark
+	if [ "$mode" = ranged ]; then
+		run_probe "queued 2 MiB error record ($mode): all 512 pages failed, SIGBUS at each" \
+			"$POISON" -p 0 -n 512 -g -q "$DEBUGFS/queue_error" -w "$(scaled 120)" \
+			"$file" "$MNT/other"
+	else
+		run_probe "queued 2 MiB error record ($mode): as upstream, only its page handled" \
+			"$POISON" -p 0 -n 512 -g -q "$DEBUGFS/queue_error" -K -w "$(scaled 30)" \
+			"$file" "$MNT/other"
+	fi
+	hc2=$(hw_corrupted) disp2=$(dpf_counter "$pmem" live dispatches)
+	ktap_print_msg "queued 2 MiB error record ($mode): HardwareCorrupted $hc -> $hc2 kB," \
+		"$((disp2 - disp)) calls to XFS"
+	expect=512
+	[ "$mode" = ranged ] || expect=1
+	set -- $(ras_new $expect)
+	ktap_print_msg "queued 2 MiB error record ($mode): rasdaemon recorded $1 failures" \
+		"of $2 pages spanning $3"
+	[ "$1" = $expect ] && [ "$2" = $expect ] && [ "$3" = $expect ]
+	result "queued 2 MiB error record ($mode): rasdaemon records each of the $expect pages"
+	if [ "$mode" = ranged ]; then
+		[ "$hc2" = $((hc + 2048)) ] && [ "$disp2" = $((disp + 1)) ]
+		result "queued 2 MiB error record ($mode): 2048 kB accounted, one call to XFS"
+	else
+		[ "$hc2" = $((hc + 4)) ]
+		result "queued 2 MiB error record ($mode): as upstream, 4 kB accounted"
+	fi
+done
+
+# 5. An early-kill process: signals that cover the poisoned range.
+for mode in ranged off; do
+	dpf_set_mode "$mode"
+	xfs_io -f -c "falloc 0 4m" "$MNT/early.$mode"
+	if [ "$mode" = ranged ]; then
+		xfs_io -f -c "falloc 0 4m" "$MNT/early.$mode.odd"
+		run_probe "early kill ($mode): an aligned range of 16 pages, one signal for it" \
+			"$POISON" -p 16 -n 16 -e "$INJECT" -w "$(scaled 60)" "$MNT/early.$mode"
+		run_probe "early kill ($mode): 5 pages from an odd page, aligned blocks from it" \
+			"$POISON" -p 3 -n 5 -e "$INJECT" -w "$(scaled 60)" "$MNT/early.$mode.odd"
+	else
+		run_probe "early kill ($mode): as upstream, a signal per page" \
+			"$POISON" -p 16 -n 16 -e "$INJECT" -K -w "$(scaled 60)" "$MNT/early.$mode"
+	fi
+done
+
+# rasdaemon records the poisoned pages of sections 1, 2 and 4 in its
+# database as it records them on the per-page path: one record per page
+# handled.
+#
+# 6. The hwpoison filter: select the pages of another device, and a
+#    ranged failure of this one is held back; select this one, and it
+#    goes through.
+modprobe hwpoison_inject || ktap_exit_fail_msg "no hwpoison_inject module"
+HWPOISON=/sys/kernel/debug/hwpoison
+xfs_io -f -c "falloc 0 4m" "$MNT/filtered"
+pfn=$("$POISON" -P "$MNT/filtered")
+this=$(cat "/sys/block/$pmem/dev") that=$(cat "/sys/block/$second/dev")
+for mode in ranged off; do
+	dpf_set_mode "$mode"
+	echo "${that%:*}" > "$HWPOISON/corrupt-filter-dev-major"
+	echo "${that#*:}" > "$HWPOISON/corrupt-filter-dev-minor"
+	echo 1 > "$HWPOISON/corrupt-filter-enable"
+	hc=$(hw_corrupted) disp=$(dpf_counter "$pmem" live dispatches)
+	err=$( (echo "$pfn 16" > "$INJECT") 2>&1)
+	hc2=$(hw_corrupted) disp2=$(dpf_counter "$pmem" live dispatches)
+	ktap_print_msg "filter on $that ($mode): '$err', HardwareCorrupted $hc -> $hc2 kB," \
+		"$((disp2 - disp)) calls to XFS"
+	if [ "$mode" = ranged ]; then
+		case $err in *"not supported"*) true ;; *) false ;; esac &&
+			[ "$hc2" = "$hc" ] && [ "$disp2" = "$disp" ]
+		result "hwpoison filter ($mode): pages of another device selected, nothing poisoned"
+	else
+		# Upstream consults the filter only in the generic handler:
+		# XFS takes the pages first.
+		[ "$hc2" = $((hc + 64)) ]
+		result "hwpoison filter ($mode): as upstream, XFS takes the pages past the filter"
+	fi
+	pfn=$((pfn + 16))
+done
+dpf_set_mode ranged
+echo "${this%:*}" > "$HWPOISON/corrupt-filter-dev-major"
+echo "${this#*:}" > "$HWPOISON/corrupt-filter-dev-minor"
+hc=$(hw_corrupted) disp=$(dpf_counter "$pmem" live dispatches)
+echo "$pfn 16" > "$INJECT"
+rc=$?
+hc2=$(hw_corrupted) disp2=$(dpf_counter "$pmem" live dispatches)
+ktap_print_msg "filter on $this: exit status $rc, HardwareCorrupted $hc -> $hc2 kB," \
+	"$((disp2 - disp)) calls to XFS"
+[ $rc -eq 0 ] && [ "$hc2" = $((hc + 64)) ] && [ "$disp2" = $((disp + 1)) ]
+result "hwpoison filter (ranged): this device selected, 16 pages poisoned in one call"
+echo 0 > "$HWPOISON/corrupt-filter-enable"
+echo 4294967295 > "$HWPOISON/corrupt-filter-dev-major"
+echo 4294967295 > "$HWPOISON/corrupt-filter-dev-minor"
+rmmod hwpoison_inject
+ras_stop
+
 umount "$MNT"
 dpf_set_mode ranged
 ktap_finished

@@ -33,25 +33,6 @@ DEVICES=/sys/kernel/debug/dev_pagemap_failure/devices
 WORK=/tmp/writecache_failure
 BS=4096
 
-# wc_pfn N: the pfn of cache block N of the table over $cache: its data
-# starts after the 64-byte superblock and 16 bytes of metadata per block,
-# rounded up to a block (drivers/md/dm-writecache.c).
-wc_pfn() {
-	echo $((cache_pfn + (64 + 16 * blocks + BS - 1) / BS + $1))
-}
-
-# wc_field N: field N of "dmsetup status dpf-wc" ("0 LEN writecache ERROR
-# BLOCKS FREE WRITEBACK ...").
-wc_field() {
-	dmsetup status dpf-wc | awk -v n="$1" '{ print $n }'
-}
-
-# wc_block N FILE: does 4 KiB block N of dpf-wc hold what FILE holds?
-wc_block() {
-	dd if=/dev/mapper/dpf-wc of="$WORK/read" bs=$BS skip="$1" count=1 \
-		iflag=direct 2>/dev/null && cmp -s "$WORK/read" "$2"
-}
-
 ktap_print_header
 ktap_set_plan 13
 dpf_set_mode "${DPF_TEST_MODE:-ranged}"
