@@ -224,9 +224,10 @@ ras_query() {
 # debugfs's tracing/, which this kernel does not automount
 # (CONFIG_TRACEFS_AUTOMOUNT_DEPRECATED needs FTRACE), so it runs in a mount
 # namespace of its own where that path is tracefs. The harness's preload
-# skips its 30 s waits for the tracepoints this kernel does not have.
+# (harness/rasdaemon_nowait/) skips its 30 s wait for each tracepoint this
+# kernel does not have.
 ras_start() {
-	local i
+	local deadline
 	rm -f "$RAS_DB" /tmp/rasdaemon.log
 	mkdir -p /var/lib/rasdaemon
 	unshare -m sh -c 'mount --make-rprivate / &&
@@ -237,14 +238,15 @@ ras_start() {
 		LD_PRELOAD=/dpf/rasdaemon_nowait.so exec rasdaemon -f -r' \
 		> /tmp/rasdaemon.log 2>&1 &
 	ras_pid=$!
-	for i in $(seq 1 "$(scaled 1200)"); do
-		if grep -q "Enabled event ras:memory_failure_event" /tmp/rasdaemon.log &&
+	deadline=$(($(dpf_uptime) + $(scaled 120)))
+	while [ "$(dpf_uptime)" -lt "$deadline" ] && alive "$ras_pid"; do
+		if grep -q "Listening to events" /tmp/rasdaemon.log &&
+		   grep -q "Enabled event ras:memory_failure_event" /tmp/rasdaemon.log &&
 		   [ -n "$(ras_query "select count(*) from memory_failure_event")" ]; then
 			ktap_print_msg "$(rasdaemon --version 2>&1 | head -n1) listening (pid $ras_pid)"
 			return 0
 		fi
-		alive "$ras_pid" || break
-		sleep 0.1
+		sleep 0.5
 	done
 	sed 's/^/# rasdaemon: /' /tmp/rasdaemon.log | tail -n 40
 	return 1
@@ -255,23 +257,41 @@ ras_stop() {
 	wait "$ras_pid" 2>/dev/null
 }
 
+# How many memory failures rasdaemon has stored: it logs a line for each
+# (in the foreground). Counted there rather than in its database, which a
+# reader would lock against its writes (a record that finds the database
+# busy is dropped).
+ras_stored() {
+	grep -c "memory_failure_event store:" /tmp/rasdaemon.log
+}
+
 # ras_mark: from here on, ras_new counts the memory failures rasdaemon records.
 ras_mark() {
 	ras_seen=$(ras_query "select ifnull(max(id), 0) from memory_failure_event")
+	ras_stored_seen=$(ras_stored)
 }
 
-# ras_new N: wait (up to 60 s, scaled) until rasdaemon has recorded N memory
-# failures since ras_mark, and a second more; then print "RECORDS PAGES
-# SPAN": the records, the distinct pfns among them, and the number of pages
-# from the first to the last.
+# ras_new N: wait until rasdaemon has stored N memory failures since
+# ras_mark, or its count has not grown for 10 s (scaled; it stores each
+# record in its own sqlite transaction, slowly under TCG), and a second
+# more; then print "RECORDS PAGES SPAN": the records in its database, the
+# distinct pfns among them, and the number of pages from the first to the
+# last. Failed stores are shown.
 ras_new() {
-	local i n
-	for i in $(seq 1 "$(scaled 600)"); do
-		n=$(ras_query "select count(*) from memory_failure_event where id > ${ras_seen:-0}")
-		[ "${n:-0}" -ge "$1" ] && break
-		sleep 0.1
+	local n last=-1 since
+	since=$(dpf_uptime)
+	while [ $(($(dpf_uptime) - since)) -lt "$(scaled 10)" ]; do
+		n=$(($(ras_stored) - ${ras_stored_seen:-0}))
+		[ "$n" -ge "$1" ] && break
+		if [ "$n" != "$last" ]; then
+			last=$n
+			since=$(dpf_uptime)
+		fi
+		sleep 0.5
 	done
 	sleep 1
+	grep "Failed .*memory_failure_event" /tmp/rasdaemon.log | sort | uniq -c |
+		sed 's/^/# rasdaemon: /' >&2
 	ras_query "select pfn from memory_failure_event where id > ${ras_seen:-0}" |
 		while read -r pfn; do echo $((pfn)); done | sort -n |
 		awk 'NR == 1 { first = $1 } { n++; if (n == 1 || $1 != last) d++; last = $1 }
