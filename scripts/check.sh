@@ -217,7 +217,7 @@ stage "vm.memory_failure_recovery=0" "a ranged failure panics, as memory_failure
 panic_run=$DPF_OUT/runs/panic
 "$DPF_TOP/scripts/vm.sh" -k debug -t 300 -o "$panic_run" panic > "$logs/panic.log" 2>&1 || true
 panic_line=$(grep -a -m1 'Kernel panic - not syncing' "$panic_run/console.log" 2>/dev/null |
-	sed 's/^\[ *[0-9.]*\] //')
+	sed 's/^\[ *[0-9.]*\] //' || true)
 if grep -qa '^DPF-PANIC-INJECT ' "$panic_run/results.log" 2>/dev/null &&
    ! grep -qa '^DPF-PANIC-SURVIVED' "$panic_run/results.log" &&
    [[ $panic_line == *"Memory failure on pages"* ]]; then

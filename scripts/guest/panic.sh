@@ -9,7 +9,7 @@
 # panic on the console.
 SEL=/dpf/selftests
 . "$SEL/dax_lib.sh"
-dax_setup_namespaces fsdax 256M
+dax_setup_namespaces fsdax 512M
 [ -n "$pmem" ] || { echo "no namespace"; exit 1; }
 mkdir -p /mnt/panic
 mkfs.xfs -f -q -m rmapbt=1 "/dev/$pmem" && mount -o dax=always "/dev/$pmem" /mnt/panic &&

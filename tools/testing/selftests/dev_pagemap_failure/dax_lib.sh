@@ -243,7 +243,8 @@ ras_start() {
 		if grep -q "Listening to events" /tmp/rasdaemon.log &&
 		   grep -q "Enabled event ras:memory_failure_event" /tmp/rasdaemon.log &&
 		   [ -n "$(ras_query "select count(*) from memory_failure_event")" ]; then
-			ktap_print_msg "$(rasdaemon --version 2>&1 | head -n1) listening (pid $ras_pid)"
+			ktap_print_msg "$(rasdaemon --version 2>&1 | head -n1)" \
+				"listening (pid $ras_pid)"
 			return 0
 		fi
 		sleep 0.5

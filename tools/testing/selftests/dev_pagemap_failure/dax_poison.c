@@ -488,7 +488,8 @@ static void early_child(const char *file, long page, long nr, long wait_s, int o
 	if (prctl(PR_MCE_KILL, PR_MCE_KILL_SET, PR_MCE_KILL_EARLY, 0, 0))
 		ksft_exit_fail_msg("prctl(PR_MCE_KILL_EARLY): %s\n", strerror(errno));
 	fd = open(file, O_RDWR);
-	if (fd < 0 || (size = lseek(fd, 0, SEEK_END)) == (size_t)-1)
+	size = fd < 0 ? (size_t)-1 : (size_t)lseek(fd, 0, SEEK_END);
+	if (size == (size_t)-1)
 		ksft_exit_fail_msg("%s: %s\n", file, strerror(errno));
 	if ((page + nr) * page_size > (long)size)
 		ksft_exit_fail_msg("pages beyond the file\n");

@@ -296,7 +296,7 @@ for mode in ranged off; do
 		[ "$(wc_field 4)" = 0 ] && wc_block 3000 /tmp/mce-wc/c &&
 			! wc_block 2000 /tmp/mce-wc/b &&
 			dmesg_has "dirty data of origin sector $sector lost"
-		result "dm-writecache ($mode): exactly the dirty block is lost and logged, the cache serves"
+		result "dm-writecache ($mode): the dirty block is lost and logged, the cache serves"
 		[ -n "$disp" ] && [ "$disp2" = $((disp + 1)) ]
 		result "dm-writecache ($mode): one call to the cache's owner"
 	else

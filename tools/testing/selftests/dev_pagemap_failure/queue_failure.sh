@@ -222,7 +222,7 @@ for mode in ranged off; do
 	hc=$(hw_corrupted) disp=$(dpf_counter "$pmem" live dispatches)
 	ras_mark
 	if [ "$mode" = ranged ]; then
-		run_probe "queued 2 MiB error record ($mode): all 512 pages failed, SIGBUS at each" \
+		run_probe "queued 2 MiB error record ($mode): 512 pages failed, SIGBUS at each" \
 			"$POISON" -p 0 -n 512 -g -q "$DEBUGFS/queue_error" -w "$(scaled 120)" \
 			"$file" "$MNT/other"
 	else
