@@ -271,17 +271,26 @@ done
 #
 # 6. The hwpoison filter: select the pages of another device, and a
 #    ranged failure of this one is held back; select this one, and it
-#    goes through.
+#    goes through. The filter knows a page's device from its file
+#    (hwpoison_filter_dev()), so a page that was never mapped is held back
+#    whatever the filter selects: each step first maps and writes the 16
+#    pages it fails, as an application would have.
 modprobe hwpoison_inject || ktap_exit_fail_msg "no hwpoison_inject module"
 HWPOISON=/sys/kernel/debug/hwpoison
 xfs_io -f -c "falloc 0 4m" "$MNT/filtered"
-pfn=$("$POISON" -P "$MNT/filtered")
+pfn=$("$POISON" -P "$MNT/filtered") first=0
+# map_pages: map and write the 16 pages of the file from page $first.
+map_pages() {
+	xfs_io -c "mmap -rw $((first * 4096)) 64k" -c "mwrite $((first * 4096)) 64k" \
+		-c munmap "$MNT/filtered"
+}
 this=$(cat "/sys/block/$pmem/dev") that=$(cat "/sys/block/$second/dev")
 for mode in ranged off; do
 	dpf_set_mode "$mode"
 	echo "${that%:*}" > "$HWPOISON/corrupt-filter-dev-major"
 	echo "${that#*:}" > "$HWPOISON/corrupt-filter-dev-minor"
 	echo 1 > "$HWPOISON/corrupt-filter-enable"
+	map_pages
 	hc=$(hw_corrupted) disp=$(dpf_counter "$pmem" live dispatches)
 	err=$( (echo "$pfn 16" > "$INJECT") 2>&1)
 	hc2=$(hw_corrupted) disp2=$(dpf_counter "$pmem" live dispatches)
@@ -297,11 +306,12 @@ for mode in ranged off; do
 		[ "$hc2" = $((hc + 64)) ]
 		result "hwpoison filter ($mode): as upstream, XFS takes the pages past the filter"
 	fi
-	pfn=$((pfn + 16))
+	pfn=$((pfn + 16)) first=$((first + 16))
 done
 dpf_set_mode ranged
 echo "${this%:*}" > "$HWPOISON/corrupt-filter-dev-major"
 echo "${this#*:}" > "$HWPOISON/corrupt-filter-dev-minor"
+map_pages
 hc=$(hw_corrupted) disp=$(dpf_counter "$pmem" live dispatches)
 echo "$pfn 16" > "$INJECT"
 rc=$?
