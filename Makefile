@@ -5,6 +5,7 @@
 #   make demo     build, boot, remove pmem under live mappings, report
 #   make check    every test; ends with "N passed, N failed"
 #   make bench    removal, poison-storm and lookup cost against upstream, side by side
+#   make bench-scale  the removal from 1 GiB to a 960 GiB device (about 1.5 h)
 #   make fuzz     the range algebra against its models, 10^6 cases a property; Miri if it installs
 #   make stress   160 removals under load or racing, on the debug kernel (20 cycles of 8)
 #   make boot-loop  20 boots with an 8 GiB namespace (DPF_TCG_THREAD=multi: the int3 reproducer)
@@ -19,7 +20,7 @@ SCRIPT ?= check
 TIMEOUT ?= 900
 
 .PHONY: all deps source tree kernel kernel-release kernel-debug initramfs \
-	vm shell check demo bench fuzz stress boot-loop patches refresh-patches host-test help
+	vm shell check demo bench bench-scale fuzz stress boot-loop patches refresh-patches host-test help
 
 all: help
 
@@ -65,6 +66,9 @@ demo: deps
 
 bench:
 	@$(S)/bench.sh
+
+bench-scale:
+	@$(S)/bench-scale.sh
 
 fuzz:
 	@$(S)/fuzz.sh

@@ -55,6 +55,14 @@ rundir=${rundir:-$DPF_OUT/runs/$variant-$script}
 rm -rf "$rundir"
 mkdir -p "$rundir"
 
+# The NVDIMM sits in the memory hotplug area, which maxmem sizes: room for
+# the 2 GiB of RAM and the NVDIMM, and 16 GiB more (at least 32 GiB). With
+# the memmap on the device (ndctl's default for fsdax and devdax), an NVDIMM
+# of any size needs no more guest RAM.
+size_bytes=$(numfmt --from=iec "$size") || die "-s: a size such as 2G, not '$size'"
+maxmem_gib=$(((size_bytes + (1 << 30) - 1) / (1 << 30) + 18))
+[ "$maxmem_gib" -ge 32 ] || maxmem_gib=32
+
 # A fresh sparse backing file: every run starts from an empty label area.
 img=$DPF_CACHE/vm/nvdimm-$$.img
 mkdir -p "$(dirname "$img")"
@@ -77,7 +85,7 @@ case $tcg_thread in single|multi) ;; *) die "DPF_TCG_THREAD must be single or mu
 # error of TCG's default vendor with the AMD severity rules, which panic.
 qemu=(qemu-system-x86_64 -accel "tcg,thread=$tcg_thread"
       -cpu max,la57=off,vendor=GenuineIntel -smp 2
-      -machine pc,nvdimm=on -m 2G,slots=4,maxmem=32G
+      -machine pc,nvdimm=on -m "2G,slots=4,maxmem=${maxmem_gib}G"
       -object "memory-backend-file,id=mem1,share=on,mem-path=$img,size=$size"
       -device nvdimm,id=nvdimm1,memdev=mem1,label-size=128K
       -kernel "$kernel" -initrd "$initrd"

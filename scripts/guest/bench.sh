@@ -21,6 +21,14 @@
 #   dpf.bench=lookup	dispatch cost with 1, 100 and 10000 claims
 #   dpf.bench=ag0	one upstream removal (mode off) with the file data in
 #			allocation group 0, which loops; the host cuts it off
+#   dpf.bench=scale	the removal as the device grows (make bench-scale):
+#			64 MiB mapped of XFS -m rmapbt=1 in modes off, ranged
+#			and pfn, of ext4 -o dax in modes ranged and pfn, the
+#			whole unbind and the revocation alone; a profile of
+#			one ranged XFS unbind (dax_bench -p); and upstream's
+#			own teardown, a devdax namespace of the same region
+#			with 64 MiB mapped, removed in mode off
+#   dpf.pfn_reps=R	scale: repetitions of mode pfn (default dpf.reps)
 #   dpf.reps=R		repetitions of every measurement
 #   dpf.modes=M,M	removal: the modes to measure (off,pfn,ranged,munmap,msync)
 #   dpf.mapped=N,N	removal: MiB mapped in total (64,512)
@@ -41,6 +49,7 @@ LOOKUP=/sys/kernel/debug/dev_pagemap_failure/bench_lookup
 LAST=/sys/kernel/debug/dev_pagemap_failure/last_failure_ns
 
 benches=removal reps=5 modes="off pfn ranged munmap msync" mapped_list="64 512" msync=0
+pfn_reps=
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in
 	dpf.bench=*) benches=$(echo "${arg#dpf.bench=}" | tr , ' ') ;;
@@ -48,6 +57,7 @@ for arg in $(cat /proc/cmdline); do
 	dpf.modes=*) modes=$(echo "${arg#dpf.modes=}" | tr , ' ') ;;
 	dpf.mapped=*) mapped_list=$(echo "${arg#dpf.mapped=}" | tr , ' ') ;;
 	dpf.msync=*) msync=${arg#dpf.msync=} ;;
+	dpf.pfn_reps=*) pfn_reps=${arg#dpf.pfn_reps=} ;;
 	esac
 done
 
@@ -91,8 +101,9 @@ last_ag() {
 }
 
 # One removal (or munmap, or msync and munmap) of MAPPED MiB in MODE; prints
-# the BENCH line.
-removal_once() {	# removal_once MAPPED MODE REP
+# the BENCH line. With PROFILE, the unbind is sampled into that file
+# (dax_bench -p).
+removal_once() {	# removal_once MAPPED MODE REP [PROFILE]
 	per=$(($1 / PROCS))
 	fresh_xfs -d agcount=2
 	make_files $per "$(last_ag)"
@@ -106,7 +117,7 @@ removal_once() {	# removal_once MAPPED MODE REP
 	else
 		dpf_set_mode "$2"
 		# shellcheck disable=SC2086
-		out=$("$SEL/dax_bench" -s $per -r "$unbind" $files)
+		out=$("$SEL/dax_bench" -s $per -r "$unbind" ${4:+-p "$4"} $files)
 		# The revocation alone (dev_pagemap_failure()), without the rest
 		# of the driver's teardown; mode off never calls it.
 		[ "$2" = off ] || out="$out revoke_ns=$(cat "$LAST")"
@@ -292,10 +303,87 @@ ag0() {
 	echo "BENCH ag0 size_mib=$size_mib $out"
 }
 
+# Where PROFILE's samples (dax_bench -p) spent their time: a line per
+# function found in at least 1% of them, with the samples in which it was
+# running (self: the innermost frame that is not the preemption by the
+# sampler itself) and those in which it was on the stack (incl).
+profile_lines() {	# profile_lines PROFILE WHAT
+	awk -v what="$2" '
+		BEGIN { first = 1 }
+		$1 == "--" { n++; first = 1; split("", seen); next }
+		{
+			f = $2
+			sub(/\+.*/, "", f)
+			if (first && f !~ /^(preempt_schedule|irqentry_exit|asm_sysvec|sysvec_|__sysvec)/) {
+				self[f]++
+				first = 0
+			}
+			if (!(f in seen)) { incl[f]++; seen[f] = 1 }
+		}
+		END {
+			for (f in incl)
+				if (incl[f] * 100 >= n)
+					printf "BENCH profile %s samples=%d func=%s self=%d incl=%d\n",
+						what, n, f, self[f] + 0, incl[f]
+		}' "$1"
+}
+
+scale() {
+	local n mode rep dunbind dsize files
+	[ -n "$pfn_reps" ] || pfn_reps=$reps
+	for mode in off ranged pfn; do
+		n=$reps
+		[ $mode = pfn ] && n=$pfn_reps
+		for rep in $(seq 1 "$n"); do
+			removal_once 64 $mode "$rep"
+		done
+	done
+	for mode in ranged pfn; do
+		n=$reps
+		[ $mode = pfn ] && n=$pfn_reps
+		for rep in $(seq 1 "$n"); do
+			ext4_once 64 $mode "$rep"
+		done
+	done
+	removal_once 64 ranged 1 /tmp/profile > /dev/null
+	profile_lines /tmp/profile "size_mib=$size_mib fs=xfs mode=ranged"
+	# Upstream's own teardown of the region: a devdax namespace (its memmap
+	# on the device too) under the same mappings, removed as upstream
+	# removes it in every mode.
+	dax_setup_namespaces devdax all
+	[ -c "/dev/$dax" ] || { echo "BENCH error no devdax namespace"; return; }
+	dunbind=$(dax_unbind_arg "$dax")
+	dsize=$(($(cat "/sys/bus/dax/devices/$dax/size") >> 20))
+	files=
+	for p in $(seq 1 $PROCS); do
+		files="$files /dev/$dax"
+	done
+	dpf_set_mode off
+	for rep in $(seq 1 "$reps"); do
+		# shellcheck disable=SC2086
+		out=$("$SEL/dax_bench" -s 16 -r "$dunbind" $files)
+		echo "BENCH devdax size_mib=$dsize mapped_mib=64 procs=$PROCS mode=off rep=$rep $out"
+		dax_rebind "$dunbind"
+		for i in $(seq 1 600); do
+			[ -c "/dev/$dax" ] && break
+			sleep 0.5
+		done
+	done
+	dpf_set_mode ranged
+}
+
+# A line every two minutes: the host takes a guest silent for ten as hung,
+# and page at a time on the largest device is silent for longer.
+while sleep 120; do
+	echo "# still measuring"
+done &
+heartbeat=$!
+
 for b in $benches; do
 	case $b in
-	removal | ext4 | storm | queued | mce | lookup | ag0) $b ;;
+	removal | ext4 | storm | queued | mce | lookup | ag0 | scale) $b ;;
 	*) echo "BENCH error unknown benchmark $b"; exit 1 ;;
 	esac
 done
+kill "$heartbeat"
 echo "BENCH done"

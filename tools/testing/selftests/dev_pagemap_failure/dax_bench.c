@@ -25,6 +25,15 @@
  *	HardwareCorrupted has grown by KB, or has not moved for 5 s, and print
  *	"drain_ms=T handled_kb=N", T from the write to the last growth.
  *
+ *   -p PROFILE (with -r)
+ *	Sample where the write spends its time: it is made by a process of
+ *	its own, and this process reads that one's kernel stack
+ *	(/proc/PID/stack) every millisecond until the write returns, both on
+ *	CPU 0, this one SCHED_FIFO, so that each read preempts the writer and
+ *	finds its stack as it was at that moment. The stacks go to PROFILE,
+ *	each followed by a line "--". The sampling slows the write down: a
+ *	profile's write time is not a measurement.
+ *
  * Prints one line "removal_ms=T revoked=N/M ret=E", "munmap_ms=T",
  * "msync_munmap_ms=T" or "write_ms=T ret=E" and exits 0, or non-zero if
  * anything failed (a mapping that survived a removal too).
@@ -33,6 +42,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -145,16 +155,78 @@ static long wait_accounted(long base, long kb, double *end_ms)
 	return now - base;
 }
 
+/* Run the calling process on CPU 0 only. */
+static int on_cpu0(void)
+{
+	cpu_set_t cpus;
+
+	CPU_ZERO(&cpus);
+	CPU_SET(0, &cpus);
+	return sched_setaffinity(0, sizeof(cpus), &cpus);
+}
+
+/*
+ * Write VALUE to FILE in a process of its own and sample its kernel stack
+ * into PROFILE until the write returns (-p). Returns the write's result;
+ * the write's start and end in *T0 and *T1.
+ */
+static int profile_write(const char *file, const char *value, const char *profile,
+			 double *t0, double *t1)
+{
+	struct sched_param rt = { .sched_priority = 1 };
+	struct timespec tick = { .tv_nsec = 1000000 };
+	char path[64], buf[8192];
+	struct { double t0, t1; int ret; } w;
+	int pfd[2], out, st, status;
+	ssize_t n;
+	pid_t pid;
+
+	out = open(profile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (out < 0 || pipe(pfd) || on_cpu0())
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (!pid) {
+		w.t0 = now_ms();
+		w.ret = write_sysfs(file, value);
+		w.t1 = now_ms();
+		exit(write(pfd[1], &w, sizeof(w)) == sizeof(w) ? 0 : 1);
+	}
+	close(pfd[1]);
+	if (sched_setscheduler(0, SCHED_FIFO, &rt))
+		fprintf(stderr, "SCHED_FIFO: %s: the samples come late\n", strerror(errno));
+	snprintf(path, sizeof(path), "/proc/%d/stack", pid);
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		st = open(path, O_RDONLY);
+		n = st < 0 ? -1 : read(st, buf, sizeof(buf));
+		if (st >= 0)
+			close(st);
+		if (n > 0 && (write(out, buf, n) != n || write(out, "--\n", 3) != 3))
+			break;
+		nanosleep(&tick, NULL);
+	}
+	rt.sched_priority = 0;
+	sched_setscheduler(0, SCHED_OTHER, &rt);
+	close(out);
+	if (read(pfd[0], &w, sizeof(w)) != sizeof(w))
+		return -EIO;
+	close(pfd[0]);
+	*t0 = w.t0;
+	*t1 = w.t1;
+	return w.ret;
+}
+
 int main(int argc, char **argv)
 {
 	int ready[2], go[2], res[2], opt, nprocs, sigbus = 0, failed = 0, ret = 0;
-	char *remove_file = NULL, *remove_value = NULL, c;
+	char *remove_file = NULL, *remove_value = NULL, *profile = NULL, c;
 	double t0 = 0, t1 = 0, first = 0, last = 0;
 	size_t size = 64 << 20;
 	bool unmap = false, sync = false;
 	long wait_kb = -1;
 
-	while ((opt = getopt(argc, argv, "s:r:umW:")) != -1) {
+	while ((opt = getopt(argc, argv, "s:r:umW:p:")) != -1) {
 		switch (opt) {
 		case 's':
 			size = strtoul(optarg, NULL, 0) << 20;
@@ -175,21 +247,29 @@ int main(int argc, char **argv)
 		case 'W':
 			wait_kb = strtol(optarg, NULL, 0);
 			break;
+		case 'p':
+			profile = optarg;
+			break;
 		default:
 			goto usage;
 		}
 	}
 	nprocs = argc - optind;
 	if (nprocs > MAX_PROCS || !size || unmap == !!remove_file ||
-	    (unmap && nprocs < 1) || (sync && !unmap) || (wait_kb >= 0 && nprocs))
+	    (unmap && nprocs < 1) || (sync && !unmap) || (wait_kb >= 0 && nprocs) ||
+	    (profile && (unmap || wait_kb >= 0)))
 		goto usage;
 	if (!nprocs) {
 		long base = hw_corrupted_kb(), handled;
 		double end;
 
-		t0 = now_ms();
-		ret = write_sysfs(remove_file, remove_value);
-		t1 = now_ms();
+		if (profile) {
+			ret = profile_write(remove_file, remove_value, profile, &t0, &t1);
+		} else {
+			t0 = now_ms();
+			ret = write_sysfs(remove_file, remove_value);
+			t1 = now_ms();
+		}
 		if (wait_kb < 0) {
 			printf("write_ms=%.3f ret=%d\n", t1 - t0, ret);
 			return ret != 0;
@@ -214,7 +294,9 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (!unmap) {
+	if (profile) {
+		ret = profile_write(remove_file, remove_value, profile, &t0, &t1);
+	} else if (!unmap) {
 		t0 = now_ms();
 		ret = write_sysfs(remove_file, remove_value);
 		t1 = now_ms();
@@ -253,6 +335,7 @@ int main(int argc, char **argv)
 	return ret || sigbus != nprocs * PROBES;
 usage:
 	fprintf(stderr,
-		"usage: dax_bench -s MiB (-r FILE=VALUE | -u [-m]) PATH... | -r FILE=VALUE [-W KB]\n");
+		"usage: dax_bench -s MiB (-r FILE=VALUE [-p PROFILE] | -u [-m]) PATH...\n"
+		"       dax_bench -r FILE=VALUE [-W KB | -p PROFILE]\n");
 	return 1;
 }
