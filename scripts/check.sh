@@ -149,8 +149,8 @@ bisect_pid=$!
   echo $? > "$logs/kernel-plain.rc" ) &
 plain_pid=$!
 # The guest's limit: DPF_GUEST_TIMEOUT s on the reference machine (where
-# the guest run takes about 5 min: a margin for a calibration that a busy
-# host makes read low; a stalled test is caught sooner, by the guest's
+# the guest run takes about 17 min, 1000 s: the margin is for a calibration
+# that a busy host makes read low; a stalled test is caught sooner, by the guest's
 # watchdog, and a dead guest by vm.sh's silence limit), scaled
 # by the slowdown the guest measures (scripts/vm.sh), but never beyond what
 # is left of CI's 90 minutes (DPF_CI_LIMIT s from the start of make check),
@@ -158,7 +158,7 @@ plain_pid=$!
 run=$DPF_OUT/runs/debug-check
 ci_left=$((${DPF_CI_LIMIT:-5400} - SECONDS - 120))
 [ "$ci_left" -gt 60 ] || ci_left=60
-"$DPF_TOP/scripts/vm.sh" -k debug -t "${DPF_GUEST_TIMEOUT:-1200}" -c "$ci_left" -o "$run" \
+"$DPF_TOP/scripts/vm.sh" -k debug -t "${DPF_GUEST_TIMEOUT:-1500}" -c "$ci_left" -o "$run" \
 	-a "${DPF_GUEST_ARGS:-}" check || true
 guest_slowdown=$(cat "$run/slowdown" 2>/dev/null || true)
 stage "compile-only builds left after the guest"

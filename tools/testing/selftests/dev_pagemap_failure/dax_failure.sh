@@ -186,7 +186,12 @@ ok=0
 [ -n "$before" ] && [ "$after" = $((before + 1)) ] &&
 	[ "$bytes_after" = $((bytes_before + 16 * 4096)) ] && ok=1
 ktap_test_result "memory_failure_range(16 pages): one dispatch of 16 pages" [ $ok = 1 ]
-ktap_test_result "memory_failure_range(16 pages): one kill, not one per page" [ "$kills" -eq 1 ]
+# One signal per naturally aligned block of the range (the signals ABI in
+# Documentation/mm/dev_pagemap_failure.rst): at most two per bit of its
+# 16 pages wherever the mapping lies (two for pages 8-23 of a 2 MiB
+# aligned one), never one per page. queue_failure.sh tests the blocks.
+[ "$kills" -ge 1 ] && [ "$kills" -le 8 ]
+result "memory_failure_range(16 pages): a kill per aligned block, not one per page"
 
 #    The process maps only the second half of the poisoned range (a mapping
 #    of the 16 pages, mapped page by page, the first 8 never touched): the
