@@ -149,8 +149,8 @@ bisect_pid=$!
   echo $? > "$logs/kernel-plain.rc" ) &
 plain_pid=$!
 # The guest's limit: DPF_GUEST_TIMEOUT s on the reference machine (where
-# the guest run takes about 17 min, 1000 s: the margin is for a calibration
-# that a busy host makes read low; a stalled test is caught sooner, by the guest's
+# the guest run takes about 1000 s: the margin is for a calibration that a
+# busy host makes read low; a stalled test is caught sooner, by the guest's
 # watchdog, and a dead guest by vm.sh's silence limit), scaled
 # by the slowdown the guest measures (scripts/vm.sh), but never beyond what
 # is left of CI's 90 minutes (DPF_CI_LIMIT s from the start of make check),
