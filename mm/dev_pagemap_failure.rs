@@ -179,13 +179,15 @@ fn notify_pfns(
         .translate(&from, &to)
         .and_then(|pages| pages.scale_up(PAGE_SHIFT as u32))
         .map_err(|_| EINVAL)?;
-    let registry = dev.registry();
+    let stats = dev.registry().map(|registry| &registry.stats);
     let mut fallback = |bytes: Range| -> Result {
         let pages = bytes
             .scale_down(PAGE_SHIFT as u32)
             .and_then(|pages| pages.translate(&to, &from))
             .map_err(|_| EINVAL)?;
-        registry.stats.fallback_pages.add(pages.len(), Relaxed);
+        if let Some(stats) = stats {
+            stats.fallback_pages.add(pages.len(), Relaxed);
+        }
         unclaimed_pages(pages)
     };
     let fallback: Option<outcome::Fallback<'_, '_>> = if flags.is_ranged() {

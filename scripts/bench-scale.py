@@ -30,6 +30,14 @@ SPLIT = (
     ("del_gendisk and the block layer", ("del_gendisk",)),
     ("kill_dax and put_dax", ("kill_dax", "put_dax")),
 )
+# The revocation's own parts: the filesystem's sync, its shutdown, and the
+# sweep of its inodes (fs/dax.c's dax_revoke_sb_mappings()).
+SPLIT_REVOCATION = (
+    ("  sync_filesystem", ("sync_filesystem",)),
+    ("  shutdown", ("ext4_shutdown", "ext4_force_shutdown", "xfs_fs_shutdown",
+                    "xfs_force_shutdown")),
+    ("  sweep (dax_revoke_inode)", ("dax_revoke_inode",)),
+)
 
 
 def main():
@@ -59,7 +67,9 @@ def main():
                 if "revoke_ns" in kv:
                     samples.setdefault(key + ("revoke",), []).append(int(kv["revoke_ns"]) / 1e6)
             elif kind == "profile":
-                p = profiles.setdefault(size, {"samples": int(kv["samples"]), "funcs": {}})
+                fs = kv.get("fs", "xfs")
+                p = profiles.setdefault(size, {}).setdefault(
+                    fs, {"samples": int(kv["samples"]), "funcs": {}})
                 p["funcs"][kv["func"]] = {"self": int(kv["self"]), "incl": int(kv["incl"])}
     st = {"/".join(k): stats(v) for k, v in samples.items()}
 
@@ -113,20 +123,22 @@ def main():
         lines.append(f"  {name}: {fmt_ratio(g)}")
 
     split = {}
-    for size, p in profiles.items():
-        n = p["samples"]
-        split[size] = {}
-        lines.append("")
-        lines.append(f"Profile of one ranged XFS unbind at {size} ({n} samples of the unbinding "
-                     "task's kernel stack, every ms; a function on the stack of a sample counts for it):")
-        for name, funcs in SPLIT:
-            incl = max((p["funcs"].get(f, {}).get("incl", 0) for f in funcs), default=0)
-            split[size][name] = incl
-            lines.append(f"  {name:<40} {incl:>6} samples {100 * incl / max(n, 1):5.1f}%")
-        top = sorted(p["funcs"].items(), key=lambda kv: -kv[1]["self"])[:12]
-        lines.append("  where the samples were running (self), the top 12:")
-        for f, c in top:
-            lines.append(f"    {f:<44} {c['self']:>6} {100 * c['self'] / max(n, 1):5.1f}%")
+    for size, by_fs in profiles.items():
+        for fs, p in sorted(by_fs.items(), key=lambda kv: kv[0] != "xfs"):
+            n = p["samples"]
+            split.setdefault(size, {})[fs] = {}
+            lines.append("")
+            lines.append(f"Profile of one ranged {'XFS' if fs == 'xfs' else fs} unbind at {size} "
+                         f"({n} samples of the unbinding task's kernel stack, every ms; a function "
+                         "on the stack of a sample counts for it):")
+            for name, funcs in SPLIT + SPLIT_REVOCATION:
+                incl = max((p["funcs"].get(f, {}).get("incl", 0) for f in funcs), default=0)
+                split[size][fs][name.strip()] = incl
+                lines.append(f"  {name:<40} {incl:>6} samples {100 * incl / max(n, 1):5.1f}%")
+            top = sorted(p["funcs"].items(), key=lambda kv: -kv[1]["self"])[:12]
+            lines.append("  where the samples were running (self), the top 12:")
+            for f, c in top:
+                lines.append(f"    {f:<44} {c['self']:>6} {100 * c['self'] / max(n, 1):5.1f}%")
 
     lines.append("")
     lines.append("Targets:")

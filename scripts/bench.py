@@ -56,6 +56,7 @@ def fmt_ratio(r):
 def main():
     runs, out, commit, ag0_cap = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
     errors, removal, revoke, storm, lookup, ag0 = [], {}, {}, {}, {}, {}
+    memory = {}
     queued, mce = {}, {}
     ext4, ext4_revoke = {}, {}
     sizes_seen = []
@@ -132,6 +133,13 @@ def main():
                     continue
                 key = int(kv["claims"])
                 lookup.setdefault(key, []).append(float(kv["ns_per_dispatch"]))
+            elif kind == "memory":
+                m = memory.setdefault(kv["what"], {"count": int(kv["count"]), "slab": [],
+                                                   "percpu": [], "registries": []})
+                m["slab"].append(int(kv["slab_bytes"]) / int(kv["count"]))
+                m["percpu"].append(int(kv["percpu_bytes"]) / int(kv["count"]))
+                if "registries" in kv:
+                    m["registries"].append(int(kv["registries"]))
 
     sizes = sorted(sizes_seen)
     rem = {f"{s}/{m}/{mode}": stats(v) for (s, m, mode), v in removal.items()}
@@ -297,11 +305,32 @@ def main():
             lines.append(f"{c:>7} claims: {s['median']:.0f} [{s['min']:.0f}-{s['max']:.0f}] ns, "
                          f"{fmt_ratio(ratio(s, one))} of one claim")
 
+    mem = {}
+    if memory:
+        lines.append("")
+        lines.append("Memory, from the running kernel's slab and per-CPU counters (the change while")
+        lines.append("the objects are held), bytes each, median [min-max] of the repetitions:")
+        names = {"dm_devices": "dm device nobody claims (error target; its dax_device included)",
+                 "registries": "registry (empty)", "claims": "claim (one page, exclusive)"}
+        for what in ("dm_devices", "registries", "claims"):
+            m = memory.get(what)
+            if not m:
+                continue
+            sl, pc = stats(m["slab"]), stats(m["percpu"])
+            mem[what] = {"count": m["count"], "slab": sl, "percpu": pc,
+                         "registries": m["registries"]}
+            extra = ""
+            if m["registries"]:
+                extra = f"; registries made for {m['count']} of them: {max(m['registries'])}"
+            lines.append(f"  per {names[what]}: slab {sl['median']:.0f} [{sl['min']:.0f}-"
+                         f"{sl['max']:.0f}], per-CPU {pc['median']:.0f} "
+                         f"(of {m['count']}){extra}")
+
     # The targets, each with what was measured.
     targets = []
 
-    def target(name, value, ok):
-        targets.append({"target": name, "measured": value, "met": ok})
+    def target(name, value, ok, why=None):
+        targets.append({"target": name, "measured": value, "met": ok, "why": None if ok else why})
 
     if sizes:
         hi, lo = sizes[-1], sizes[0]
@@ -348,11 +377,20 @@ def main():
         target("a 2 MiB machine check handled at least 10x faster than 512 of 4 KiB", f"{x:.1f}x", x >= 10)
     if "10000" in lk and lk["10000"]["vs_1"] is not None:
         x = lk["10000"]["vs_1"]
-        target("lookup with 10000 claims within 1.5x of one claim", f"{x:.2f}x", x <= 1.5)
+        target("lookup with 10000 claims within 1.2x of one claim", f"{x:.2f}x", x <= 1.2,
+               "under TCG a dispatch costs its instructions: 10000 claims are ~14 key "
+               "comparisons in any comparison index (rbtree, maple tree, sorted array) on a "
+               "fixed ~800 ns (four mutex round trips, the call, the trace); the maple tree "
+               "measured 1.37x and slower at every count, a 64-byte claim 1.48x (README)")
+    if "dm_devices" in mem and mem["dm_devices"]["registries"]:
+        n = max(mem["dm_devices"]["registries"])
+        target("1000 dm devices that nobody claims make no registry", f"{n} registries", n == 0)
     lines.append("")
     lines.append("Targets:")
     for t in targets:
         lines.append(f"  {'met   ' if t['met'] else 'MISSED'} {t['target']}: {t['measured']}")
+        if t.get("why"):
+            lines.append(f"         why: {t['why']}")
     for e in errors:
         lines.append(f"ERROR: {e}")
 
@@ -364,7 +402,8 @@ def main():
     (out / "table.txt").write_text(table)
     print(table, end="")
     result = {"date": date, "commit": commit, "removal": rem, "revoke": rev, "ext4": e4, "ext4_revoke": e4r, "ratios": ratios, "growth": growth,
-              "ag0": ag0, "storm": st, "queued": qu, "mce": mc, "lookup": lk, "targets": targets,
+              "ag0": ag0, "storm": st, "queued": qu, "mce": mc, "lookup": lk, "memory": mem,
+              "targets": targets,
               "errors": errors}
     (out / "results.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
 

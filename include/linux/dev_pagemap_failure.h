@@ -18,6 +18,9 @@ struct dax_device;
 struct dev_pagemap;
 struct dax_failure_registry;
 
+/* A device's name in the registry's logs: a disk name (DISK_NAME_LEN). */
+#define DAX_FAILURE_NAME_LEN 32
+
 /**
  * enum dev_pagemap_failure_mode - how device memory failures are delivered
  * @DPF_MODE_OFF: upstream behaviour: the single dax holder is notified once
@@ -126,12 +129,15 @@ static inline enum dev_pagemap_failure_mode dev_pagemap_failure_mode(void)
 }
 #endif
 
-/* For drivers/dax/super.c, which owns the registry of each dax_device. */
-struct dax_failure_registry *dax_failure_registry_alloc(void);
+/* For drivers/dax/super.c, which keeps the registry of each dax_device. */
 void dax_failure_registry_free(struct dax_failure_registry *registry);
 void dax_failure_kill(struct dax_device *dax_dev);
-void dax_failure_set_name(struct dax_device *dax_dev, const char *name);
+/* For the core: a dax_device's registry, made with its first claim. */
 struct dax_failure_registry *dax_failure_registry(struct dax_device *dax_dev);
+struct dax_failure_registry *
+dax_failure_registry_install(struct dax_device *dax_dev,
+			     struct dax_failure_registry *registry);
+const char *dax_failure_name(struct dax_device *dax_dev);
 
 void dev_pagemap_failure_cond_resched(void);
 void dev_pagemap_failure_put_pagemap(struct dev_pagemap *pgmap);
@@ -212,21 +218,11 @@ static inline enum dev_pagemap_failure_mode dev_pagemap_failure_mode(void)
 	return DPF_MODE_OFF;
 }
 
-static inline struct dax_failure_registry *dax_failure_registry_alloc(void)
-{
-	return NULL;
-}
-
 static inline void dax_failure_registry_free(struct dax_failure_registry *r)
 {
 }
 
 static inline void dax_failure_kill(struct dax_device *dax_dev)
-{
-}
-
-static inline void dax_failure_set_name(struct dax_device *dax_dev,
-					const char *name)
 {
 }
 #endif

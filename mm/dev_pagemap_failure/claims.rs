@@ -9,6 +9,7 @@
 use core::ffi::c_void;
 
 use kernel::{
+    bindings,
     rbtree::{RBTree, RBTreeNode},
     str::BStr,
     sync::{
@@ -21,7 +22,7 @@ use crate::owner::Owner;
 use crate::range::Range;
 
 /// Length of a device name, including the terminating NUL.
-const NAME_LEN: usize = 32;
+const NAME_LEN: usize = bindings::DAX_FAILURE_NAME_LEN as usize;
 
 /// A device name: NUL-terminated, at most `NAME_LEN - 1` bytes.
 #[derive(Clone, Copy)]

@@ -2,7 +2,8 @@
 
 //! `/sys/kernel/debug/dev_pagemap_failure/`: what every kernel with the feature shows.
 //!
-//! * `devices` (read-only): one line of counters per dax_device, then one line per claim
+//! * `devices` (read-only): one line of counters per dax_device that has a registry (one that
+//!   was claimed at least once), then one line per claim
 //!   (`shared` marks the claims that may overlap, see [`crate::registry`]).
 //!
 //! With `CONFIG_DEV_PAGEMAP_FAILURE_TEST` the test interfaces of [`crate::testing`] join it
@@ -81,7 +82,7 @@ impl Files {
     }
 }
 
-/// `devices`: one line of counters per dax_device, then one line per claim.
+/// `devices`: one line of counters per registry, then one line per claim.
 struct DevicesFile;
 
 impl DevicesFile {

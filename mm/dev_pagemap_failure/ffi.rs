@@ -13,13 +13,14 @@
 
 use kernel::{
     bindings,
-    ffi::{c_char, c_int, c_long},
+    ffi::{c_int, c_long},
     prelude::*,
     str::CStr,
     sync::{Arc, ArcBorrow},
 };
 
-use crate::outcome::{Fallback, Settlement};
+use crate::claims::Name;
+use crate::outcome::{Delivery, Fallback, Settlement};
 use crate::range::Range;
 use crate::registry::{ClaimError, Registry};
 use crate::{debugfs, mode};
@@ -86,23 +87,53 @@ impl MfFlags {
 }
 
 /// A dax_device that the C caller of an entry point keeps alive, with a reference to its
-/// registry. Only [`with_dax_device`] makes one, for the duration of a closure.
+/// registry if it has one. Only [`with_dax_device`] makes one, for the duration of a closure.
 ///
 /// # Invariants
 ///
-/// `raw` is a live dax_device and `registry` is its registry.
+/// `raw` is a live dax_device and `registry` is its registry, or `None` if it had none when the
+/// entry point began.
 pub(crate) struct DaxDevice {
     raw: *mut bindings::dax_device,
-    registry: Arc<Registry>,
+    registry: Option<Arc<Registry>>,
 }
 
 impl DaxDevice {
-    /// The device's registry.
-    pub(crate) fn registry(&self) -> &Registry {
-        &self.registry
+    /// The device's registry, if it has one: a device without one has never been claimed.
+    pub(crate) fn registry(&self) -> Option<&Registry> {
+        self.registry.as_deref()
     }
 
-    /// [`Registry::dispatch`] on this device.
+    /// The device's registry, or [`ClaimError::Unknown`] if it has none and so no claims: for
+    /// the entry points that act on an existing claim.
+    pub(crate) fn claims(&self) -> Result<&Registry, ClaimError> {
+        self.registry().ok_or(ClaimError::Unknown)
+    }
+
+    /// The device's registry, made if it has none yet: for a new claim.
+    pub(crate) fn claims_or_new(&self) -> Result<Arc<Registry>, ClaimError> {
+        if let Some(registry) = &self.registry {
+            return Ok(registry.clone());
+        }
+        // SAFETY: `raw` is live (type invariant).
+        unsafe { registry_of(self.raw) }.map_err(|e| {
+            if e == ENXIO {
+                ClaimError::Dead
+            } else {
+                ClaimError::NoMemory
+            }
+        })
+    }
+
+    /// The device's name (after its block device), for logs.
+    pub(crate) fn name(&self) -> Name {
+        // SAFETY: `raw` is live (type invariant) and its name is NUL-terminated.
+        let name = unsafe { CStr::from_char_ptr(bindings::dax_failure_name(self.raw)) };
+        Name::new(name.to_bytes())
+    }
+
+    /// [`Registry::dispatch`] on this device; a device without a registry has no claims, and
+    /// all of `failure` goes to `fallback`.
     pub(crate) fn dispatch(
         &self,
         failure: Range,
@@ -110,23 +141,101 @@ impl DaxDevice {
         settlement: &mut Settlement,
         fallback: Option<Fallback<'_, '_>>,
     ) -> Result<(), ClaimError> {
+        let Some(registry) = &self.registry else {
+            settlement.record(failure, Delivery::Unclaimed, fallback);
+            return Ok(());
+        };
         // SAFETY: `raw` is live and `registry` is its registry (type invariant).
-        unsafe {
-            self.registry
-                .dispatch(self.raw, failure, flags, settlement, fallback)
-        }
+        unsafe { registry.dispatch(self.raw, failure, flags, settlement, fallback) }
     }
+}
 
-    /// [`Registry::kill`] on this device; the removal enters here, so the mode is read here.
-    fn kill(&self) {
-        // SAFETY: `raw` is live and `registry` is its registry (type invariant).
-        unsafe { self.registry.kill(self.raw, mode().flags()) }
+/// What a dax_device holds in place of a registry (see `dax_failure_registry()` in
+/// drivers/dax/super.c).
+enum Slot {
+    /// No registry yet: nothing ever claimed a byte of the device.
+    Empty,
+    /// The device was killed before it had a registry.
+    Dead,
+    /// The registry, with a reference of our own.
+    Live(Arc<Registry>),
+}
+
+/// What `raw` holds in place of a registry.
+///
+/// # Safety
+///
+/// `raw` is a live dax_device the caller holds a reference to for the duration of the call.
+unsafe fn slot(raw: *mut bindings::dax_device) -> Slot {
+    // SAFETY: `raw` is live (the caller's guarantee).
+    let registry = unsafe { bindings::dax_failure_registry(raw) };
+    if registry.is_null() {
+        return Slot::Empty;
+    }
+    // SAFETY: Pointer test only.
+    if unsafe { bindings::IS_ERR(registry.cast()) } {
+        return Slot::Dead;
+    }
+    // SAFETY: drivers/dax/super.c keeps in each dax_device the pointer that
+    // `install()` installed (an `Arc<Registry>` turned into a raw pointer), and the
+    // acquire in `dax_failure_registry()` pairs with the fully ordered exchange that installed
+    // it; it is released by `dax_failure_registry_free()` only when the dax_device is freed,
+    // after the caller's reference is gone. The borrow ends within this statement, with a
+    // reference of our own taken.
+    Slot::Live(unsafe { ArcBorrow::from_raw(registry.cast::<Registry>()) }.into())
+}
+
+/// Installs `new` (a pointer from `Arc::into_raw()`, or an `ERR_PTR()` for a device killed
+/// without a registry) in `raw` if it has nothing yet; returns whether it did.
+///
+/// # Safety
+///
+/// `raw` is a live dax_device the caller holds a reference to for the duration of the call.
+unsafe fn install(raw: *mut bindings::dax_device, new: *const Registry) -> bool {
+    // SAFETY: `raw` is live (the caller's guarantee); the exchange only stores `new` where
+    // there was NULL.
+    unsafe { bindings::dax_failure_registry_install(raw, new.cast_mut().cast()) }.is_null()
+}
+
+/// The registry of `raw`, made and installed if it has none yet: a device pays for one only
+/// from its first claim. `ENXIO` if the device was killed without one; `ENOMEM`.
+///
+/// # Safety
+///
+/// `raw` is a live dax_device from `alloc_dax()` the caller holds a reference to for the
+/// duration of the call.
+unsafe fn registry_of(raw: *mut bindings::dax_device) -> Result<Arc<Registry>> {
+    // SAFETY: `raw` is live (the caller's guarantee), here and below.
+    match unsafe { slot(raw) } {
+        Slot::Live(registry) => return Ok(registry),
+        Slot::Dead => return Err(ENXIO),
+        Slot::Empty => {}
+    }
+    let registry = Registry::new()?;
+    // SAFETY: `raw` is live; `dax_failure_name()` gives its NUL-terminated name, empty until
+    // `dax_add_host()`, which no claim precedes.
+    let name = unsafe { CStr::from_char_ptr(bindings::dax_failure_name(raw)) };
+    registry.set_name(name.to_bytes());
+    debugfs::list(&registry)?;
+    let device_ref = registry.clone().into_raw();
+    // SAFETY: As above.
+    if unsafe { install(raw, device_ref) } {
+        return Ok(registry);
+    }
+    // Another claim, or the kill, got there first: use what it installed.
+    // SAFETY: `device_ref` came from `Arc::into_raw()` above and was not installed.
+    drop(unsafe { Arc::from_raw(device_ref) });
+    debugfs::unlist(&registry);
+    // SAFETY: As above.
+    match unsafe { slot(raw) } {
+        Slot::Live(registry) => Ok(registry),
+        Slot::Dead | Slot::Empty => Err(ENXIO),
     }
 }
 
 /// Runs `f` with the dax_device behind `raw`; `-EINVAL` (logged) for NULL, `-ENXIO` for a
-/// device without a registry. `f` cannot keep the [`DaxDevice`]: it lives only as long as the
-/// C caller's reference, which outlasts the entry point.
+/// device killed before it had a registry. `f` cannot keep the [`DaxDevice`]: it lives only as
+/// long as the C caller's reference, which outlasts the entry point.
 ///
 /// # Safety
 ///
@@ -141,48 +250,30 @@ pub(crate) unsafe fn with_dax_device<R>(
         return Err(EINVAL);
     }
     // SAFETY: `raw` is live (the caller's guarantee).
-    let registry = unsafe { bindings::dax_failure_registry(raw) };
-    if registry.is_null() {
-        return Err(ENXIO);
-    }
-    // SAFETY: drivers/dax/super.c stores in each dax_device the pointer that
-    // `dax_failure_registry_alloc()` returned (an `Arc<Registry>` turned into a raw pointer),
-    // and releases it with `dax_failure_registry_free()` only when the dax_device is freed,
-    // after the caller's reference is gone; the borrow ends within this statement, with a
-    // reference of our own taken.
-    let registry: Arc<Registry> =
-        unsafe { ArcBorrow::from_raw(registry.cast::<Registry>()) }.into();
-    // INVARIANT: `raw` is live for the duration of this call and `registry` is its registry.
+    let registry = match unsafe { slot(raw) } {
+        Slot::Live(registry) => Some(registry),
+        Slot::Empty => None,
+        Slot::Dead => return Err(ENXIO),
+    };
+    // INVARIANT: `raw` is live for the duration of this call and `registry` is its registry,
+    // if it has one.
     Ok(f(&DaxDevice { raw, registry }))
 }
 
-/// `ERR_PTR(e)`, for C callers that take a pointer or an error.
-fn err_ptr<T>(e: Error) -> *mut T {
+/// `ERR_PTR(e)`: what a dax_device killed without a registry holds in its place.
+fn err_ptr<T>(e: Error) -> *const T {
     // SAFETY: `ERR_PTR()` only encodes the errno in a pointer value.
-    unsafe { bindings::ERR_PTR(e.to_errno() as c_long) }.cast()
-}
-
-/// Creates the registry of a new dax_device; drivers/dax/super.c keeps the pointer.
-///
-/// Returns an `ERR_PTR()` on failure.
-#[export]
-pub(crate) extern "C" fn dax_failure_registry_alloc() -> *mut bindings::dax_failure_registry {
-    let registry = match Registry::new() {
-        Ok(registry) => registry,
-        Err(e) => return err_ptr(e),
-    };
-    if let Err(e) = debugfs::list(&registry) {
-        return err_ptr(e);
-    }
-    registry.into_raw().cast_mut().cast()
+    unsafe { bindings::ERR_PTR(e.to_errno() as c_long) }
+        .cast_const()
+        .cast()
 }
 
 /// Drops the registry of a dax_device that is being freed.
 ///
 /// # Safety
 ///
-/// `raw` is null, an `ERR_PTR()`, or a pointer from [`dax_failure_registry_alloc`] not yet
-/// freed, and the dax_device that held it is gone.
+/// `raw` is what a dax_device that is gone held in place of a registry: null, an `ERR_PTR()`,
+/// or the registry that `registry_of()` installed.
 #[export]
 pub(crate) unsafe extern "C" fn dax_failure_registry_free(
     raw: *mut bindings::dax_failure_registry,
@@ -191,7 +282,7 @@ pub(crate) unsafe extern "C" fn dax_failure_registry_free(
     if raw.is_null() || unsafe { bindings::IS_ERR(raw.cast()) } {
         return;
     }
-    // SAFETY: `raw` came from `Arc::into_raw()` in `dax_failure_registry_alloc()` and this is
+    // SAFETY: `raw` came from `Arc::into_raw()` in `registry_of()` and this is
     // the matching release (the caller's guarantee).
     let registry = unsafe { Arc::from_raw(raw.cast_const().cast::<Registry>()) };
     debugfs::unlist(&registry);
@@ -199,32 +290,32 @@ pub(crate) unsafe extern "C" fn dax_failure_registry_free(
 
 /// The device is going away: announces the removal to every claim that has not been told yet
 /// (one call each) and refuses claims and dispatches from now on. In mode `off` this is what
-/// upstream's `kill_dax()` does for the holder.
+/// upstream's `kill_dax()` does for the holder. A device without a registry has no claim to
+/// tell: it is marked dead without one, so that a claim racing with the kill fails.
 ///
 /// # Safety
 ///
 /// `dax_dev` is null or a live dax_device the caller holds a reference to.
 #[export]
 pub(crate) unsafe extern "C" fn dax_failure_kill(dax_dev: *mut bindings::dax_device) {
-    // SAFETY: `dax_dev` is null or live (the caller's guarantee).
-    let _ = unsafe { with_dax_device(dax_dev, DaxDevice::kill) };
-}
-
-/// Names the registry of `dax_dev` after its block device, for logs and debugfs.
-///
-/// # Safety
-///
-/// `dax_dev` is null or a live dax_device; `name` is null or a NUL-terminated string.
-#[export]
-pub(crate) unsafe extern "C" fn dax_failure_set_name(
-    dax_dev: *mut bindings::dax_device,
-    name: *const c_char,
-) {
-    if name.is_null() {
+    if dax_dev.is_null() {
         return;
     }
-    // SAFETY: `name` is a NUL-terminated string (the caller's guarantee).
-    let name = unsafe { CStr::from_char_ptr(name) };
-    // SAFETY: `dax_dev` is null or live (the caller's guarantee).
-    let _ = unsafe { with_dax_device(dax_dev, |dev| dev.registry().set_name(name.to_bytes())) };
+    // SAFETY: `dax_dev` is live (the caller's guarantee), here and below.
+    let slot = match unsafe { slot(dax_dev) } {
+        Slot::Empty => {
+            // SAFETY: As above.
+            if unsafe { install(dax_dev, err_ptr(ENXIO)) } {
+                return;
+            }
+            // A claim or failure installed a registry first: kill that.
+            // SAFETY: As above.
+            unsafe { slot(dax_dev) }
+        }
+        slot => slot,
+    };
+    if let Slot::Live(registry) = slot {
+        // SAFETY: `dax_dev` is live and `registry` is its registry.
+        unsafe { registry.kill(dax_dev, mode().flags()) };
+    }
 }

@@ -126,6 +126,12 @@ mod tests {
             // SAFETY: The device is live; `kill_dax()` may be called more than once.
             unsafe { bindings::kill_dax(self.0) };
         }
+
+        /// What the device holds in place of a registry: NULL, an `ERR_PTR()`, or one.
+        fn registry(&self) -> *mut bindings::dax_failure_registry {
+            // SAFETY: The device is live.
+            unsafe { bindings::dax_failure_registry(self.0) }
+        }
     }
 
     impl Drop for TestDax {
@@ -209,6 +215,44 @@ mod tests {
         assert_eq!((a.seen().0, b.seen().0), (3, 3));
         assert_eq!(dax.unregister(0x1000, 0x1000, &a), 0);
         assert_eq!(dax.unregister(0x2000, 0x1000, &b), 0);
+        Ok(())
+    }
+
+    /// A dax_device pays for a registry only from its first claim: every device-mapper device
+    /// has a dax_device, and most are never claimed. One killed before that refuses claims and
+    /// failures as a dead registry does.
+    #[test]
+    fn the_first_claim_makes_the_registry() -> Result {
+        let a = Recorder::new();
+        let dax = TestDax::new()?;
+        assert!(dax.registry().is_null());
+        // Bad claims, failures, unknown claims and waits make none.
+        assert_eq!(dax.register(0x1000, 0, &a), EINVAL.to_errno());
+        assert_eq!(dax.notify(0, 0x1000, 0), NOT_HANDLED.to_errno());
+        assert_eq!(dax.unregister(0, 0x1000, &a), ENOENT.to_errno());
+        // SAFETY: The device is live.
+        unsafe { dax_failure_synchronize(dax.0) };
+        assert!(dax.registry().is_null());
+
+        assert_eq!(dax.register(0, 0x1000, &a), 0);
+        let registry = dax.registry();
+        assert!(!registry.is_null());
+        assert_eq!(dax.notify(0, 0x1000, 0), 0);
+        assert_eq!(a.seen(), (1, 0, 0x1000));
+        // The device keeps it, claimed or not, until it is freed.
+        assert_eq!(dax.unregister(0, 0x1000, &a), 0);
+        assert_eq!(dax.register(0x1000, 0x1000, &a), 0);
+        assert_eq!(dax.registry(), registry);
+        assert_eq!(dax.unregister(0x1000, 0x1000, &a), 0);
+
+        let dead = TestDax::new()?;
+        dead.kill();
+        // SAFETY: Pointer test only.
+        assert!(unsafe { bindings::IS_ERR(dead.registry().cast_const().cast()) });
+        assert_eq!(dead.register(0, 0x1000, &a), ENXIO.to_errno());
+        assert_eq!(dead.notify(0, 0x1000, 0), ENXIO.to_errno());
+        assert_eq!(dead.unregister(0, 0x1000, &a), ENXIO.to_errno());
+        assert_eq!(a.seen().0, 1);
         Ok(())
     }
 

@@ -2,6 +2,9 @@
 
 //! The registry of one dax_device: who claims which bytes, and the claim lifecycle.
 //!
+//! A dax_device gets its registry with its first claim (see `registry_of()` in
+//! [`crate::ffi`]); a device that is never claimed has none and pays for none.
+//!
 //! # Locking
 //!
 //! A [`Registry`] has a mutex and a condition variable:

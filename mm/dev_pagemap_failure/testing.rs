@@ -18,16 +18,23 @@
 //!   not wait. At most [`OWNER_DELAY_MAX_MS`].
 //! * `bench_lookup` (write `CLAIMS ITERATIONS`, read the result): the cost of dispatching one
 //!   failed page with CLAIMS claims on a private registry.
+//! * `hold_claims` (write `REGISTRIES CLAIMS`): makes REGISTRIES private registries (no
+//!   device), gives the first of them CLAIMS one-page claims, and holds them until the next
+//!   write (`0 0` frees them), so that `make bench` can read from the slab counters what a
+//!   registry and a claim cost. At most [`BENCH_MAX_CLAIMS`] of each.
 //! * `last_failure_ns` (read): how long the last `dev_pagemap_failure()` took, so that a
 //!   benchmark can tell the revocation from the rest of a driver's teardown.
 
 use kernel::{
     bindings, debugfs,
     ffi::{c_int, c_ulong},
-    fmt,
+    fmt, new_mutex,
     page::PAGE_SHIFT,
     prelude::*,
-    sync::atomic::{Atomic, Relaxed},
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, Mutex,
+    },
     time::{Instant, Monotonic},
     uaccess::UserSliceReader,
 };
@@ -45,6 +52,7 @@ pub(crate) struct Files {
     _queue_error: Pin<KBox<debugfs::File<QueueErrorFile>>>,
     _owner_delay: Pin<KBox<debugfs::File<OwnerDelayFile>>>,
     _bench_lookup: Pin<KBox<debugfs::File<BenchLookupFile>>>,
+    _hold_claims: Pin<KBox<debugfs::File<HoldClaimsFile>>>,
     _last_failure: Pin<KBox<debugfs::File<LastFailureFile>>>,
 }
 
@@ -74,6 +82,14 @@ impl Files {
                     BenchLookupFile::new(),
                     &BenchLookupFile::show,
                     &BenchLookupFile::write,
+                ),
+                GFP_KERNEL,
+            )?,
+            _hold_claims: KBox::pin_init(
+                dir.write_callback_file(
+                    c"hold_claims",
+                    HoldClaimsFile::new(),
+                    &HoldClaimsFile::write,
                 ),
                 GFP_KERNEL,
             )?,
@@ -271,6 +287,26 @@ static BENCH_OPS: BenchOps = BenchOps(bindings::dax_failure_ops {
     shared: false,
 });
 
+/// A private registry (no device) with `claims` one-page claims on every other page, of
+/// owners whose handler does nothing; `claims` is at most [`BENCH_MAX_CLAIMS`].
+fn bench_registry(claims: u64) -> Result<Arc<Registry>> {
+    if claims > BENCH_MAX_CLAIMS {
+        return Err(EINVAL);
+    }
+    let page = 1u64 << PAGE_SHIFT;
+    let registry = Registry::new()?;
+    // No overflow below: `k < claims <= 2^20`, so `k * 2 * page < 2^33`.
+    for k in 0..claims {
+        // SAFETY: `BENCH_OPS` is static; `data` is never dereferenced.
+        let owner = unsafe { Owner::new(&raw const BENCH_OPS.0, core::ptr::null_mut()) };
+        let owner = owner.ok_or(EINVAL)?;
+        let range = Range::from_len(k * 2 * page, page).map_err(|_| EINVAL)?;
+        registry.register(range, owner).map_err(Error::from)?;
+        kernel::task::might_sleep();
+    }
+    Ok(registry)
+}
+
 impl BenchLookupFile {
     fn new() -> Self {
         Self {
@@ -296,16 +332,7 @@ impl BenchLookupFile {
             return Err(EINVAL);
         }
         let page = 1u64 << PAGE_SHIFT;
-        let registry = Registry::new()?;
-        // No overflow below: `k < claims <= 2^20`, so `k * 2 * page < 2^33`.
-        for k in 0..claims {
-            // SAFETY: `BENCH_OPS` is static; `data` is never dereferenced.
-            let owner = unsafe { Owner::new(&raw const BENCH_OPS.0, core::ptr::null_mut()) };
-            let owner = owner.ok_or(EINVAL)?;
-            let range = Range::from_len(k * 2 * page, page).map_err(|_| EINVAL)?;
-            registry.register(range, owner).map_err(Error::from)?;
-            kernel::task::might_sleep();
-        }
+        let registry = bench_registry(claims)?;
         // A stride that is prime to any claim count below it visits the claims in a scattered
         // order, so that no cache line of the tree stays hot by accident.
         let stride = (7919 % claims).max(1);
@@ -332,6 +359,36 @@ impl BenchLookupFile {
         this.claims.store(claims, Relaxed);
         this.iterations.store(iterations, Relaxed);
         this.ns_per_dispatch.store(per, Relaxed);
+        Ok(())
+    }
+}
+
+/// `hold_claims`: the registries of the last write, held until the next.
+#[pin_data]
+struct HoldClaimsFile {
+    #[pin]
+    held: Mutex<KVec<Arc<Registry>>>,
+}
+
+impl HoldClaimsFile {
+    fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            held <- new_mutex!(KVec::new()),
+        })
+    }
+
+    fn write(this: &Self, reader: &mut UserSliceReader) -> Result {
+        let [registries, claims] = read_numbers(reader)?;
+        if registries > BENCH_MAX_CLAIMS || (claims > 0 && registries == 0) {
+            return Err(EINVAL);
+        }
+        // The old ones go first, so that the counters see only the new ones.
+        let mut held = this.held.lock();
+        held.clear();
+        for i in 0..registries {
+            let registry = bench_registry(if i == 0 { claims } else { 0 })?;
+            held.push(registry, GFP_KERNEL)?;
+        }
         Ok(())
     }
 }

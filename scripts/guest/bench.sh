@@ -28,6 +28,11 @@
 #			one ranged XFS unbind (dax_bench -p); and upstream's
 #			own teardown, a devdax namespace of the same region
 #			with 64 MiB mapped, removed in mode off
+#   dpf.bench=memory	what the registries cost, from the slab and per-CPU
+#			counters of the running kernel: 1000 dm devices
+#			that nobody claims (every one has a dax_device),
+#			and, with the hold_claims test file, 1000 empty
+#			registries and one registry with 10000 claims
 #   dpf.pfn_reps=R	scale: repetitions of mode pfn (default dpf.reps)
 #   dpf.reps=R		repetitions of every measurement
 #   dpf.modes=M,M	removal: the modes to measure (off,pfn,ranged,munmap,msync)
@@ -47,6 +52,8 @@ PROCS=4
 FILES=2
 LOOKUP=/sys/kernel/debug/dev_pagemap_failure/bench_lookup
 LAST=/sys/kernel/debug/dev_pagemap_failure/last_failure_ns
+HOLD=/sys/kernel/debug/dev_pagemap_failure/hold_claims
+DEVICES=/sys/kernel/debug/dev_pagemap_failure/devices
 
 benches=removal reps=5 modes="off pfn ranged munmap msync" mapped_list="64 512" msync=0
 pfn_reps=
@@ -148,11 +155,14 @@ removal() {
 # ext4 -o dax on the whole device, the same processes and files as the XFS
 # removal: one removal (or munmap) in MODE. Mode off is not timed: upstream
 # never revokes ext4's mappings (make demo shows the processes reading the
-# removed memory, then an Oops).
-ext4_once() {	# ext4_once MAPPED MODE REP
+# removed memory, then an Oops). Mounted with noinit_itable: otherwise
+# ext4lazyinit zeroes the inode tables of the fresh filesystem beside the
+# measurement, for longer the larger the device.
+ext4_once() {	# ext4_once MAPPED MODE REP [PROFILE]
 	per=$(($1 / PROCS))
 	mkdir -p "$MNT"
-	mkfs.ext4 -q -F "/dev/$pmem" && mount -o dax "/dev/$pmem" "$MNT" ||
+	mkfs.ext4 -q -F "/dev/$pmem" &&
+		mount -o dax,noinit_itable "/dev/$pmem" "$MNT" ||
 		{ echo "BENCH error ext4 mkfs/mount failed"; exit 1; }
 	files=
 	for f in $(seq 1 $FILES); do
@@ -169,7 +179,8 @@ ext4_once() {	# ext4_once MAPPED MODE REP
 	else
 		dpf_set_mode "$2"
 		# shellcheck disable=SC2086
-		out="$("$SEL/dax_bench" -s $per -r "$unbind" $files) revoke_ns=$(cat "$LAST")"
+		out="$("$SEL/dax_bench" -s $per -r "$unbind" ${4:+-p "$4"} $files)"
+		out="$out revoke_ns=$(cat "$LAST")"
 		umount "$MNT"
 		dax_rebind "$unbind"
 		wait_dev
@@ -290,6 +301,64 @@ lookup() {
 	done
 }
 
+# Bytes of slab objects in use: active objects times object size, over every
+# cache of /proc/slabinfo; and the per-CPU allocator's bytes.
+slab_bytes() {
+	awk 'NR > 2 { s += $2 * $4 } END { printf "%d\n", s }' /proc/slabinfo
+}
+percpu_bytes() {
+	awk '/^Percpu:/ { printf "%d\n", $2 * 1024 }' /proc/meminfo
+}
+
+# Settles the slab counters before a reading: RCU-freed objects go back.
+settle() {
+	sync
+	echo 3 > /proc/sys/vm/drop_caches
+	sleep 2
+}
+
+# What the registries cost in memory. N dm devices (the error target, no DAX
+# claim on any of them; each still has a dax_device): slab and per-CPU
+# bytes per device, and how many registries exist for them. Then, with the
+# hold_claims test file, REGS empty registries and one with CLAIMS claims,
+# held while the counters are read: bytes per registry and per claim.
+memory() {
+	n=1000 regs=1000 claims=10000
+	for rep in $(seq 1 "$reps"); do
+		settle
+		s0=$(slab_bytes) p0=$(percpu_bytes) r0=$(grep -c " state=" "$DEVICES")
+		i=0
+		while [ $i -lt $n ]; do
+			dmsetup create --noudevsync "dpf-mem-$i" --table "0 8 error" ||
+				{ echo "BENCH error dmsetup create"; return; }
+			i=$((i + 1))
+		done
+		settle
+		s1=$(slab_bytes) p1=$(percpu_bytes) r1=$(grep -c " state=" "$DEVICES")
+		echo "BENCH memory rep=$rep what=dm_devices count=$n" \
+			"slab_bytes=$((s1 - s0)) percpu_bytes=$((p1 - p0))" \
+			"registries=$((r1 - r0))"
+		dmsetup remove_all --noudevsync 2>/dev/null ||
+			echo "BENCH error dmsetup remove_all"
+		[ -w "$HOLD" ] || continue
+		for what in registries claims; do
+			if [ $what = registries ]; then
+				arg="$regs 0" count=$regs
+			else
+				arg="1 $claims" count=$claims
+			fi
+			settle
+			s0=$(slab_bytes) p0=$(percpu_bytes)
+			echo "$arg" > "$HOLD" || { echo "BENCH error hold_claims"; return; }
+			settle
+			s1=$(slab_bytes) p1=$(percpu_bytes)
+			echo "0 0" > "$HOLD"
+			echo "BENCH memory rep=$rep what=$what count=$count" \
+				"slab_bytes=$((s1 - s0)) percpu_bytes=$((p1 - p0))"
+		done
+	done
+}
+
 # Upstream's removal with the data in allocation group 0. Mode off is
 # upstream 7.3.4 with the series' first patch, the XFS wrap fix: the rmap
 # walk goes page by page but returns. Without that fix it wrapped a 32-bit
@@ -349,6 +418,8 @@ scale() {
 	done
 	removal_once 64 ranged 1 /tmp/profile > /dev/null
 	profile_lines /tmp/profile "size_mib=$size_mib fs=xfs mode=ranged"
+	ext4_once 64 ranged 1 /tmp/profile > /dev/null
+	profile_lines /tmp/profile "size_mib=$size_mib fs=ext4 mode=ranged"
 	# Upstream's own teardown of the region: a devdax namespace (its memmap
 	# on the device too) under the same mappings, removed as upstream
 	# removes it in every mode.
@@ -383,7 +454,7 @@ heartbeat=$!
 
 for b in $benches; do
 	case $b in
-	removal | ext4 | storm | queued | mce | lookup | ag0 | scale) $b ;;
+	removal | ext4 | storm | queued | mce | lookup | ag0 | scale | memory) $b ;;
 	*) echo "BENCH error unknown benchmark $b"; exit 1 ;;
 	esac
 done

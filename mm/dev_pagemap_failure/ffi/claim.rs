@@ -6,10 +6,10 @@ use core::ffi::c_void;
 
 use kernel::{bindings, ffi::c_int, page::PAGE_SHIFT, prelude::*};
 
-use super::{errno, with_dax_device};
+use super::{errno, with_dax_device, DaxDevice};
 use crate::owner::{self, Owner};
 use crate::range::{Range, RangeError};
-use crate::registry::{ClaimError, Registry};
+use crate::registry::ClaimError;
 
 /// A claim's range from the C arguments: non-empty, no overflow, page-aligned.
 fn claim_range(offset: u64, len: u64) -> Result<Range, RangeError> {
@@ -60,19 +60,18 @@ unsafe fn claim_op(
     len: u64,
     verb: &str,
     who: &str,
-    op: impl FnOnce(&Registry, Range) -> Result<(), ClaimError>,
+    op: impl FnOnce(&DaxDevice, Range) -> Result<(), ClaimError>,
 ) -> c_int {
     // SAFETY: `dax_dev` is null or live (the caller's guarantee).
     let ret = unsafe {
         with_dax_device(dax_dev, |dev| {
-            let registry = dev.registry();
             claim_range(offset, len)
                 .map_err(ClaimError::Invalid)
-                .and_then(|range| op(registry, range))
+                .and_then(|range| op(dev, range))
                 .map_err(|e| {
                     pr_err_ratelimited!(
                         "{}: cannot {} [{:#x}, +{:#x}) for {}: {:?}, {}\n",
-                        registry.name().as_bstr(),
+                        dev.name().as_bstr(),
                         verb,
                         offset,
                         len,
@@ -102,7 +101,7 @@ unsafe fn claim_for(
     ops: *const bindings::dax_failure_ops,
     data: *mut c_void,
     verb: &str,
-    op: impl FnOnce(&Registry, Range, Owner) -> Result<(), ClaimError>,
+    op: impl FnOnce(&DaxDevice, Range, Owner) -> Result<(), ClaimError>,
 ) -> c_int {
     // SAFETY: `ops` is null or valid, and with `data` stays valid while claimed (the caller's
     // guarantee).
@@ -115,8 +114,8 @@ unsafe fn claim_for(
     let who = unsafe { owner::name_of(ops) }.to_str().unwrap_or("?");
     // SAFETY: `dax_dev` is null or live (the caller's guarantee).
     unsafe {
-        claim_op(dax_dev, offset, len, verb, who, |registry, range| {
-            op(registry, range, owner)
+        claim_op(dax_dev, offset, len, verb, who, |dev, range| {
+            op(dev, range, owner)
         })
     }
 }
@@ -149,7 +148,7 @@ pub(crate) unsafe extern "C" fn dax_failure_register(
             ops,
             data,
             "claim",
-            |registry, range, owner| registry.register(range, owner),
+            |dev, range, owner| dev.claims_or_new()?.register(range, owner),
         )
     }
 }
@@ -185,7 +184,7 @@ pub(crate) unsafe extern "C" fn dax_failure_replace(
             ops,
             data,
             "hand over",
-            |registry, range, owner| registry.replace(range, old_data, owner),
+            |dev, range, owner| dev.claims()?.replace(range, old_data, owner),
         )
     }
 }
@@ -214,7 +213,7 @@ pub(crate) unsafe extern "C" fn dax_failure_unregister(
             len,
             "unregister",
             "its owner",
-            |registry, range| registry.unregister(range, data),
+            |dev, range| dev.claims()?.unregister(range, data),
         )
     }
 }
@@ -238,14 +237,9 @@ pub(crate) unsafe extern "C" fn dax_failure_detach(
 ) -> c_int {
     // SAFETY: `dax_dev` is null or live (the caller's guarantee).
     unsafe {
-        claim_op(
-            dax_dev,
-            offset,
-            len,
-            "detach",
-            "its owner",
-            |registry, range| registry.detach(range, data),
-        )
+        claim_op(dax_dev, offset, len, "detach", "its owner", |dev, range| {
+            dev.claims()?.detach(range, data)
+        })
     }
 }
 
@@ -259,5 +253,11 @@ pub(crate) unsafe extern "C" fn dax_failure_detach(
 #[export]
 pub(crate) unsafe extern "C" fn dax_failure_synchronize(dax_dev: *mut bindings::dax_device) {
     // SAFETY: `dax_dev` is null or referenced (the caller's guarantee).
-    let _ = unsafe { with_dax_device(dax_dev, |dev| dev.registry().synchronize()) };
+    let _ = unsafe {
+        with_dax_device(dax_dev, |dev| {
+            if let Some(registry) = dev.registry() {
+                registry.synchronize();
+            }
+        })
+    };
 }

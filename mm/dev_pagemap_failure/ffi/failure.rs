@@ -159,9 +159,8 @@ pub(crate) unsafe extern "C" fn dax_failure_notify_pfns(
             // Every owner of the pages revoked its mappings, and nothing went to the fallback
             // (which leaves page cache entries of filesystems that do not claim): what page
             // cache still holds the pages is being evicted. Wait for it before the pages go.
-            // Only a removal pays for the name (the registry's mutex), never poison.
             let wait = result.is_ok() && !used_fallback.get() && flags.is_removal();
-            (result, wait.then(|| dev.registry().name()))
+            (result, wait.then(|| dev.name()))
         })
     };
     let (result, name) = match done {
