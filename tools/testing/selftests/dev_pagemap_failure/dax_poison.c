@@ -595,8 +595,14 @@ static void early_probe(const char *file, long page, long nr, const char *inject
 
 		ksft_print_msg("signal %ld: si_code %d at page %+ld of the range, si_addr_lsb %d\n",
 			       i, sigs[i].code, sigs[i].off / page_size, sigs[i].lsb);
+		/*
+		 * Aligned in the mapping, which is 2 MiB aligned: the range
+		 * starts PAGE pages into it, so a block after an odd first
+		 * page is not aligned to the range's start.
+		 */
 		if (sigs[i].code == BUS_MCEERR_AO && sigs[i].lsb >= page_shift &&
-		    sigs[i].lsb < 48 && sigs[i].off >= 0 && sigs[i].off % size == 0 &&
+		    sigs[i].lsb <= 21 && sigs[i].off >= 0 &&
+		    (page * page_size + sigs[i].off) % size == 0 &&
 		    sigs[i].off + size <= len)
 			inside++;
 	}
