@@ -8,7 +8,7 @@
 # (munmap, the limit), the same on ext4 (pfn, ranged, munmap), and at 4 GiB
 # poison storms, queued bursts (GHES) and machine checks of 2 MiB, and at
 # 1 GiB the lookup cost and what the registries cost in memory (1000 dm
-# devices nobody claims; 1000 registries; 10000 claims). One more boot shows upstream's removal with data in allocation
+# devices nobody claims; 10000 registries; 10000 claims). One more boot shows upstream's removal with data in allocation
 # group 0, cut off at a cap. scripts/bench.py turns the lines into
 # bench/results.json, a table and bench/removal.png.
 #

@@ -31,7 +31,7 @@
 #   dpf.bench=memory	what the registries cost, from the slab and per-CPU
 #			counters of the running kernel: 1000 dm devices
 #			that nobody claims (every one has a dax_device),
-#			and, with the hold_claims test file, 1000 empty
+#			and, with the hold_claims test file, 10000 empty
 #			registries and one registry with 10000 claims
 #   dpf.pfn_reps=R	scale: repetitions of mode pfn (default dpf.reps)
 #   dpf.reps=R		repetitions of every measurement
@@ -323,7 +323,7 @@ settle() {
 # hold_claims test file, REGS empty registries and one with CLAIMS claims,
 # held while the counters are read: bytes per registry and per claim.
 memory() {
-	n=1000 regs=1000 claims=10000
+	n=1000 regs=10000 claims=10000
 	for rep in $(seq 1 "$reps"); do
 		settle
 		s0=$(slab_bytes) p0=$(percpu_bytes) r0=$(grep -c " state=" "$DEVICES")
