@@ -380,7 +380,7 @@ def main():
         target("lookup with 10000 claims within 1.2x of one claim", f"{x:.2f}x", x <= 1.2,
                "under TCG a dispatch costs its instructions: 10000 claims are ~14 key "
                "comparisons in any comparison index (rbtree, maple tree, sorted array) on a "
-               "fixed ~800 ns (four mutex round trips, the call, the trace); the maple tree "
+               "fixed 600-800 ns (four mutex round trips, the call, the trace); the maple tree "
                "measured 1.37x and slower at every count, a 64-byte claim 1.48x (README)")
     if "dm_devices" in mem and mem["dm_devices"]["registries"]:
         n = max(mem["dm_devices"]["registries"])
