@@ -18,12 +18,15 @@
 #			2 MiB granularity (one range); timed until accounted
 #   dpf.bench=ext4	the removal under processes that map 64 MiB of ext4
 #			-o dax files, in modes pfn and ranged, and munmap
+#   dpf.bench=ext4sync	ext4: syncfs() of the removal benchmark's dirty
+#			mappings alone, and the ranged removal, in turn
 #   dpf.bench=lookup	dispatch cost with 1, 100 and 10000 claims
 #   dpf.bench=ag0	one upstream removal (mode off) with the file data in
 #			allocation group 0, which loops; the host cuts it off
 #   dpf.bench=scale	the removal as the device grows (make bench-scale):
 #			64 MiB mapped of XFS -m rmapbt=1 in modes off, ranged
-#			and pfn, of ext4 -o dax in modes ranged and pfn, the
+#			and pfn, of ext4 -o dax in modes ranged and pfn and
+#			its syncfs() of the same dirty mappings alone, the
 #			whole unbind and the revocation alone; a profile of
 #			one ranged XFS unbind (dax_bench -p); and upstream's
 #			own teardown, a devdax namespace of the same region
@@ -176,6 +179,13 @@ ext4_once() {	# ext4_once MAPPED MODE REP [PROFILE]
 		# shellcheck disable=SC2086
 		out=$("$SEL/dax_bench" -s $per -u $files)
 		umount "$MNT"
+	elif [ "$2" = syncfs ]; then
+		# ext4's own sync of the same dirty mappings, which the
+		# revocation does first (and upstream's removal too, in
+		# del_gendisk()), timed alone.
+		# shellcheck disable=SC2086
+		out=$("$SEL/dax_bench" -s $per -S "$MNT" $files)
+		umount "$MNT"
 	else
 		dpf_set_mode "$2"
 		# shellcheck disable=SC2086
@@ -196,6 +206,13 @@ ext4() {
 		done
 	done
 	dpf_set_mode ranged
+}
+
+ext4sync() {
+	for rep in $(seq 1 "$reps"); do
+		ext4_once 64 syncfs "$rep"
+		ext4_once 64 ranged "$rep"
+	done
 }
 
 storm() {
@@ -409,7 +426,7 @@ scale() {
 			removal_once 64 $mode "$rep"
 		done
 	done
-	for mode in ranged pfn; do
+	for mode in ranged syncfs pfn; do
 		n=$reps
 		[ $mode = pfn ] && n=$pfn_reps
 		for rep in $(seq 1 "$n"); do
@@ -454,7 +471,7 @@ heartbeat=$!
 
 for b in $benches; do
 	case $b in
-	removal | ext4 | storm | queued | mce | lookup | ag0 | scale | memory) $b ;;
+	removal | ext4 | ext4sync | storm | queued | mce | lookup | ag0 | scale | memory) $b ;;
 	*) echo "BENCH error unknown benchmark $b"; exit 1 ;;
 	esac
 done

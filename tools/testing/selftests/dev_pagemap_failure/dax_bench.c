@@ -17,6 +17,12 @@
  *	(msync(MS_SYNC)) and then unmaps: the limit for a revocation that,
  *	like a removal, loses no data. Prints "msync_munmap_ms=T".
  *
+ *   dax_bench -s MiB -S DIR PATH...
+ *	The same processes map and write; then syncfs() of the filesystem of
+ *	DIR is timed while their dirty mappings are live, as a removal finds
+ *	them, before they unmap. Prints "syncfs_ms=T": the filesystem's own
+ *	writeback, which a revocation that loses no data does first.
+ *
  *   dax_bench -r FILE=VALUE [-W KB]
  *	Only time the write of VALUE to FILE (e.g. a poison range to
  *	dev_pagemap_failure's inject_range). With -W, failures that the
@@ -35,7 +41,7 @@
  *	profile's write time is not a measurement.
  *
  * Prints one line "removal_ms=T revoked=N/M ret=E", "munmap_ms=T",
- * "msync_munmap_ms=T" or "write_ms=T ret=E" and exits 0, or non-zero if
+ * "msync_munmap_ms=T", "syncfs_ms=T" or "write_ms=T ret=E" and exits 0, or non-zero if
  * anything failed (a mapping that survived a removal too).
  */
 #define _GNU_SOURCE
@@ -221,12 +227,13 @@ int main(int argc, char **argv)
 {
 	int ready[2], go[2], res[2], opt, nprocs, sigbus = 0, failed = 0, ret = 0;
 	char *remove_file = NULL, *remove_value = NULL, *profile = NULL, c;
+	char *sync_dir = NULL;
 	double t0 = 0, t1 = 0, first = 0, last = 0;
 	size_t size = 64 << 20;
 	bool unmap = false, sync = false;
 	long wait_kb = -1;
 
-	while ((opt = getopt(argc, argv, "s:r:umW:p:")) != -1) {
+	while ((opt = getopt(argc, argv, "s:r:umW:p:S:")) != -1) {
 		switch (opt) {
 		case 's':
 			size = strtoul(optarg, NULL, 0) << 20;
@@ -250,6 +257,9 @@ int main(int argc, char **argv)
 		case 'p':
 			profile = optarg;
 			break;
+		case 'S':
+			sync_dir = optarg;
+			break;
 		default:
 			goto usage;
 		}
@@ -257,8 +267,12 @@ int main(int argc, char **argv)
 	nprocs = argc - optind;
 	if (nprocs > MAX_PROCS || !size || unmap == !!remove_file ||
 	    (unmap && nprocs < 1) || (sync && !unmap) || (wait_kb >= 0 && nprocs) ||
-	    (profile && (unmap || wait_kb >= 0)))
+	    (profile && (unmap || wait_kb >= 0)) ||
+	    (sync_dir && (unmap || remove_file || nprocs < 1)))
 		goto usage;
+	/* After the timed syncfs() the processes unmap, as with -u. */
+	if (sync_dir)
+		unmap = true;
 	if (!nprocs) {
 		long base = hw_corrupted_kb(), handled;
 		double end;
@@ -294,7 +308,18 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (profile) {
+	if (sync_dir) {
+		int dir = open(sync_dir, O_RDONLY | O_DIRECTORY);
+
+		if (dir < 0) {
+			perror(sync_dir);
+			return 1;
+		}
+		t0 = now_ms();
+		ret = syncfs(dir) ? -errno : 0;
+		t1 = now_ms();
+		close(dir);
+	} else if (profile) {
 		ret = profile_write(remove_file, remove_value, profile, &t0, &t1);
 	} else if (!unmap) {
 		t0 = now_ms();
@@ -325,6 +350,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%d processes failed to map or unmap\n", failed);
 		return 1;
 	}
+	if (sync_dir) {
+		printf("syncfs_ms=%.3f ret=%d\n", t1 - t0, ret);
+		return ret != 0;
+	}
 	if (unmap) {
 		printf("%s=%.3f\n", sync ? "msync_munmap_ms" : "munmap_ms",
 		       last - first);
@@ -335,7 +364,8 @@ int main(int argc, char **argv)
 	return ret || sigbus != nprocs * PROBES;
 usage:
 	fprintf(stderr,
-		"usage: dax_bench -s MiB (-r FILE=VALUE [-p PROFILE] | -u [-m]) PATH...\n"
+		"usage: dax_bench -s MiB (-r FILE=VALUE [-p PROFILE] | -u [-m] | -S DIR)\n"
+		"                 PATH...\n"
 		"       dax_bench -r FILE=VALUE [-W KB | -p PROFILE]\n");
 	return 1;
 }
