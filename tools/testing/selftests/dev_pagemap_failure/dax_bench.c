@@ -265,7 +265,7 @@ int main(int argc, char **argv)
 		}
 	}
 	nprocs = argc - optind;
-	if (nprocs > MAX_PROCS || !size || unmap == !!remove_file ||
+	if (nprocs > MAX_PROCS || !size || (unmap || sync_dir) == !!remove_file ||
 	    (unmap && nprocs < 1) || (sync && !unmap) || (wait_kb >= 0 && nprocs) ||
 	    (profile && (unmap || wait_kb >= 0)) ||
 	    (sync_dir && (unmap || remove_file || nprocs < 1)))
