@@ -88,6 +88,10 @@ def main():
     head = (f"{'device':>9}  {'XFS ranged unbind':>22} {'revocation':>20} {'XFS off unbind':>22} "
             f"{'XFS pfn unbind':>22} {'ext4 ranged unbind':>22} {'ext4 revocation':>20} "
             f"{'ext4 syncfs alone':>20} {'ext4 pfn unbind':>22} {'devdax teardown':>22}")
+    # The syncfs() column only where it was measured (runs before it have none).
+    has_sync = any(get(size, "ext4", "syncfs", "sync") for size in sizes_arg)
+    if not has_sync:
+        head = head.replace(f" {'ext4 syncfs alone':>20}", "")
     lines.append(head)
     for size in sizes_arg:
         mib = device_mib.get(size)
@@ -97,6 +101,9 @@ def main():
                  get(size, "ext4", "syncfs", "sync"),
                  get(size, "ext4", "pfn", "unbind"), get(size, "devdax", "off", "unbind")]
         widths = (22, 20, 22, 22, 22, 20, 20, 22, 22)
+        if not has_sync:
+            del cells[6]
+            widths = widths[:6] + widths[7:]
         dev = f"{mib / 1024:.0f} GiB" if mib else size
         lines.append(f"{dev:>9}  " + " ".join(f"{fmt_ms(c):>{w}}" for c, w in zip(cells, widths)))
     lines.append("(n = the repetitions of each cell are in scale.json; pfn runs once at the largest size)")
