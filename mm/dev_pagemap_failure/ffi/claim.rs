@@ -161,7 +161,7 @@ pub(crate) unsafe extern "C" fn dax_failure_register(
 /// its name and `old_data` must stay valid until it returns.
 ///
 /// Returns 0, `-EINVAL` for a bad range or a missing handler, `-ENOENT` if no such claim
-/// exists.
+/// exists, `-ENXIO` if the device was killed before anything claimed it.
 ///
 /// # Safety
 ///
@@ -192,7 +192,8 @@ pub(crate) unsafe extern "C" fn dax_failure_replace(
 /// Removes the claim of exactly `[offset, offset + len)` made with `data`, after waiting for
 /// any call of its handler in flight; the handler is never called again.
 ///
-/// Returns 0, `-EINVAL` for a bad range, `-ENOENT` if no such claim exists.
+/// Returns 0, `-EINVAL` for a bad range, `-ENOENT` if no such claim exists, `-ENXIO` if the
+/// device was killed before anything claimed it.
 ///
 /// # Safety
 ///
@@ -223,7 +224,8 @@ pub(crate) unsafe extern "C" fn dax_failure_unregister(
 /// `ops`, its name and `data` must stay valid until then. For callers that must not sleep on
 /// the handlers.
 ///
-/// Returns 0, `-EINVAL` for a bad range, `-ENOENT` if no such claim exists.
+/// Returns 0, `-EINVAL` for a bad range, `-ENOENT` if no such claim exists, `-ENXIO` if the
+/// device was killed before anything claimed it.
 ///
 /// # Safety
 ///
