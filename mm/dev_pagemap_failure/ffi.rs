@@ -127,9 +127,8 @@ impl DaxDevice {
 
     /// The device's name (after its block device), for logs.
     pub(crate) fn name(&self) -> Name {
-        // SAFETY: `raw` is live (type invariant) and its name is NUL-terminated.
-        let name = unsafe { CStr::from_char_ptr(bindings::dax_failure_name(self.raw)) };
-        Name::new(name.to_bytes())
+        // SAFETY: `raw` is live (type invariant).
+        unsafe { name_of(self.raw) }
     }
 
     /// [`Registry::dispatch`] on this device; a device without a registry has no claims, and
@@ -148,6 +147,18 @@ impl DaxDevice {
         // SAFETY: `raw` is live and `registry` is its registry (type invariant).
         unsafe { registry.dispatch(self.raw, failure, flags, settlement, fallback) }
     }
+}
+
+/// The name of `raw` (its block device's, empty before `dax_add_host()`).
+///
+/// # Safety
+///
+/// `raw` is a live dax_device the caller holds a reference to for the duration of the call.
+unsafe fn name_of(raw: *mut bindings::dax_device) -> Name {
+    // SAFETY: `raw` is live (the caller's guarantee); `dax_failure_name()` gives a
+    // NUL-terminated array in it, which is copied before the call returns.
+    let name = unsafe { CStr::from_char_ptr(bindings::dax_failure_name(raw)) };
+    Name::new(name.to_bytes())
 }
 
 /// What a dax_device holds in place of a registry (see `dax_failure_registry()` in
@@ -212,10 +223,8 @@ unsafe fn registry_of(raw: *mut bindings::dax_device) -> Result<Arc<Registry>> {
         Slot::Empty => {}
     }
     let registry = Registry::new()?;
-    // SAFETY: `raw` is live; `dax_failure_name()` gives its NUL-terminated name, empty until
-    // `dax_add_host()`, which no claim precedes.
-    let name = unsafe { CStr::from_char_ptr(bindings::dax_failure_name(raw)) };
-    registry.set_name(name.to_bytes());
+    // SAFETY: As above. `dax_add_host()`, which names the device, precedes every claim.
+    registry.set_name(unsafe { name_of(raw) });
     debugfs::list(&registry)?;
     let device_ref = registry.clone().into_raw();
     // SAFETY: As above.
@@ -308,7 +317,7 @@ pub(crate) unsafe extern "C" fn dax_failure_kill(dax_dev: *mut bindings::dax_dev
             if unsafe { install(dax_dev, err_ptr(ENXIO)) } {
                 return;
             }
-            // A claim or failure installed a registry first: kill that.
+            // A claim installed a registry first: kill that.
             // SAFETY: As above.
             unsafe { slot(dax_dev) }
         }

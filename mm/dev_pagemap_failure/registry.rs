@@ -138,8 +138,8 @@ impl Registry {
     }
 
     /// Names the device (e.g. after its block device) for logs and debugfs.
-    pub(crate) fn set_name(&self, name: &[u8]) {
-        self.claims.lock().name = Name::new(name);
+    pub(crate) fn set_name(&self, name: Name) {
+        self.claims.lock().name = name;
     }
 
     /// A copy of the device's name (the mutex is not held once this returns).
